@@ -1,0 +1,1 @@
+"""Event-driven SLA stream processor: a pure SLA core (`processor.sla`) inside Faust and replay shells."""

@@ -1,0 +1,73 @@
+"""The processor's configuration: one frozen settings object read from `SLA_*` environment variables."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ProcessingGuarantee(StrEnum):
+    AT_LEAST_ONCE = "at_least_once"
+    EXACTLY_ONCE = "exactly_once"
+
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class Settings(BaseSettings):
+    """Everything the shell reads from the environment; tests construct it directly."""
+
+    model_config = SettingsConfigDict(env_prefix="SLA_", frozen=True, extra="forbid")
+
+    app_id: str = "sla-processor"
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+
+    topic_tickets: str = "tickets.events"
+    topic_maintenance: str = "maintenance.events"
+    topic_escalations: str = "sla.escalations"
+    topic_updates_due: str = "sla.updates-due"
+    topic_breaches: str = "sla.breaches"
+    topic_notices: str = "maintenance.notices"
+    topic_partitions: int = Field(default=8, ge=1, le=1024)
+    topic_replication_factor: int = Field(default=1, ge=1, le=16)
+
+    policy_file: Path | None = None
+    store: Literal["rocksdb://", "memory://"] = "rocksdb://"
+    data_dir: Path = Path("var/sla-processor")
+    processing_guarantee: ProcessingGuarantee = ProcessingGuarantee.AT_LEAST_ONCE
+
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _servers_are_host_port(cls, value: str) -> str:
+        for server in value.removeprefix("kafka://").split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not (sep and host and port.isdigit()):
+                raise ValueError(f"{server!r} is not host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _sasl_is_complete(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "SASL protocols need SLA_KAFKA_SASL_MECHANISM, SLA_KAFKA_SASL_USERNAME "
+                "and SLA_KAFKA_SASL_PASSWORD"
+            )
+        return self

@@ -1,0 +1,277 @@
+"""The SLA policy: the seed's tables as frozen values, validated once when loaded.
+
+Errors:
+    PolicyError -- the policy file is unreadable or invalid; the message names the field
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from enum import StrEnum
+from importlib import resources
+from itertools import pairwise
+from pathlib import Path
+from types import MappingProxyType
+from typing import Annotated, Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from processor.sla.business_hours import ALWAYS_ON, BusinessCalendar, WorkingClock, parse_weekly
+from processor.sla.exceptions import SlaError
+from schemas.cloudevents import Severity, Tier
+
+
+class PolicyError(SlaError, ValueError):
+    """The policy cannot be used; the message says which field and why."""
+
+
+class Role(StrEnum):
+    TIER1 = "tier1"
+    TIER2 = "tier2"
+    TIER3 = "tier3"
+    SUPPORT_MANAGER = "support_manager"
+    SUPPORT_DIRECTOR = "support_director"
+    SUPPORT_VP = "support_vp"
+
+
+class Action(StrEnum):
+    ROUTE = "route"
+    ENGAGE = "engage"
+    NOTIFY = "notify"
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    role: Role
+    action: Action
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    number: int
+    after: timedelta
+    actions: tuple[Assignment, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    low_problem_types: frozenset[str]
+    urgent_problem_types: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceRules:
+    minimum_notice: timedelta
+    reminder_offsets: tuple[timedelta, ...]
+    exempt_kinds: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Everything the engine needs to decide; lookups are precomputed mappings."""
+
+    response_targets: Mapping[tuple[Severity, Tier], timedelta]
+    update_frequency: Mapping[Severity, timedelta]
+    pausing_statuses: frozenset[str]
+    ladders: Mapping[Severity, tuple[Step, ...]]
+    clocks: Mapping[Severity, WorkingClock]
+    classification: Classification
+    maintenance: MaintenanceRules
+    closed_ticket_retention: timedelta
+    ended_maintenance_retention: timedelta
+    calendars: Mapping[str, BusinessCalendar] = field(default_factory=dict)
+
+    def clock(self, severity: Severity) -> WorkingClock:
+        return self.clocks.get(severity, ALWAYS_ON)
+
+
+# -- the file's shape, validated by pydantic ------------------------------------------------
+
+_FILE = ConfigDict(extra="forbid", frozen=True)
+
+
+def _non_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("must not be negative")
+    return value
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be positive")
+    return value
+
+
+Duration = Annotated[timedelta, AfterValidator(_non_negative)]
+PositiveDuration = Annotated[timedelta, AfterValidator(_positive)]
+
+
+def normalise_name(name: str) -> str:
+    return name.strip().lower().replace("-", "_").replace(" ", "_").replace("/", "_")
+
+
+class _AssignmentFile(BaseModel):
+    model_config = _FILE
+    role: Role
+    action: Action
+
+
+class _StepFile(BaseModel):
+    model_config = _FILE
+    step: Annotated[int, Field(ge=1)]
+    after: Duration
+    actions: Annotated[tuple[_AssignmentFile, ...], Field(min_length=1)]
+
+
+def _ladder_is_ordered(steps: tuple[_StepFile, ...]) -> tuple[_StepFile, ...]:
+    if [s.step for s in steps] != list(range(1, len(steps) + 1)):
+        raise ValueError("steps must be numbered 1, 2, 3, ... in order")
+    if any(a.after > b.after for a, b in pairwise(steps)):
+        raise ValueError("a step's `after` must not be earlier than the previous step's")
+    return steps
+
+
+class _UpdatesFile(BaseModel):
+    model_config = _FILE
+    pausing_statuses: tuple[str, ...] = ("pending_customer",)
+
+
+class _ClassificationFile(BaseModel):
+    model_config = _FILE
+    low_problem_types: tuple[str, ...]
+    urgent_problem_types: tuple[str, ...]
+
+
+class _MaintenanceFile(BaseModel):
+    model_config = _FILE
+    minimum_notice: Duration = timedelta(days=5)
+    reminder_offsets: tuple[PositiveDuration, ...] = (timedelta(hours=24),)
+    exempt_kinds: tuple[str, ...] = ("emergency",)
+
+
+class _RetentionFile(BaseModel):
+    model_config = _FILE
+    closed_tickets: Duration = timedelta(days=7)
+    ended_maintenance: Duration = timedelta(days=7)
+
+
+class _CalendarFile(BaseModel):
+    model_config = _FILE
+    timezone: str
+    weekly: dict[str, tuple[str, ...]]
+    holidays: tuple[date, ...] = ()
+
+    def build(self) -> BusinessCalendar:
+        try:
+            zone = ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {self.timezone!r}") from exc
+        return BusinessCalendar(zone, parse_weekly(self.weekly), frozenset(self.holidays))
+
+
+class _PolicyFile(BaseModel):
+    model_config = _FILE
+    response_targets: dict[Severity, dict[Tier, PositiveDuration]]
+    update_frequency: dict[Severity, PositiveDuration] = {}
+    updates: _UpdatesFile = _UpdatesFile()
+    escalation: dict[
+        Severity, Annotated[tuple[_StepFile, ...], AfterValidator(_ladder_is_ordered)]
+    ] = {}
+    classification: _ClassificationFile
+    maintenance: _MaintenanceFile = _MaintenanceFile()
+    retention: _RetentionFile = _RetentionFile()
+    calendars: dict[str, _CalendarFile] = {}
+    clocks: dict[Severity, str] = {}
+
+    @model_validator(mode="after")
+    def _complete(self) -> _PolicyFile:
+        for severity in Severity:
+            missing = set(Tier) - set(self.response_targets.get(severity, {}))
+            if missing:
+                tiers = ", ".join(sorted(missing))
+                raise ValueError(f"response_targets.{severity} lacks tiers: {tiers}")
+        for severity, name in self.clocks.items():
+            if name not in self.calendars:
+                raise ValueError(f"clocks.{severity} names no calendar: {name!r}")
+        return self
+
+
+def _compile(spec: _PolicyFile, calendars: Mapping[str, BusinessCalendar]) -> Policy:
+    ladders = {
+        severity: tuple(
+            Step(s.step, s.after, tuple(Assignment(a.role, a.action) for a in s.actions))
+            for s in steps
+        )
+        for severity, steps in spec.escalation.items()
+    }
+    return Policy(
+        response_targets=MappingProxyType(
+            {
+                (sev, tier): d
+                for sev, row in spec.response_targets.items()
+                for tier, d in row.items()
+            }
+        ),
+        update_frequency=MappingProxyType(dict(spec.update_frequency)),
+        pausing_statuses=frozenset(spec.updates.pausing_statuses),
+        ladders=MappingProxyType(ladders),
+        clocks=MappingProxyType({sev: calendars[name] for sev, name in spec.clocks.items()}),
+        classification=Classification(
+            frozenset(map(normalise_name, spec.classification.low_problem_types)),
+            frozenset(map(normalise_name, spec.classification.urgent_problem_types)),
+        ),
+        maintenance=MaintenanceRules(
+            spec.maintenance.minimum_notice,
+            tuple(sorted(set(spec.maintenance.reminder_offsets), reverse=True)),
+            frozenset(spec.maintenance.exempt_kinds),
+        ),
+        closed_ticket_retention=spec.retention.closed_tickets,
+        ended_maintenance_retention=spec.retention.ended_maintenance,
+        calendars=MappingProxyType(dict(calendars)),
+    )
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in error["loc"]) or "policy"
+        problems.append(f"{where}: {error['msg']}")
+    return "; ".join(problems)
+
+
+def parse_policy(document: Mapping[str, Any], source: str = "policy") -> Policy:
+    """Validate a policy document (already decoded) and compile it into frozen values."""
+    try:
+        spec = _PolicyFile.model_validate(document)
+    except ValidationError as exc:
+        raise PolicyError(f"{source}: {_describe(exc)}") from None
+    calendars: dict[str, BusinessCalendar] = {}
+    for name, calendar in spec.calendars.items():
+        try:
+            calendars[name] = calendar.build()
+        except ValueError as exc:
+            raise PolicyError(f"{source}: calendars.{name}: {exc}") from None
+    return _compile(spec, calendars)
+
+
+DEFAULT_POLICY_NAME: Final = "default_policy.toml"
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """Load a TOML or JSON policy file, or the packaged default policy when `path` is None."""
+    if path is None:
+        raw = resources.files("processor.sla").joinpath(DEFAULT_POLICY_NAME).read_bytes()
+        return parse_policy(tomllib.loads(raw.decode()), DEFAULT_POLICY_NAME)
+    try:
+        raw = path.read_bytes()
+        document = json.loads(raw) if path.suffix == ".json" else tomllib.loads(raw.decode())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise PolicyError(f"{path}: cannot read the policy: {exc}") from None
+    if not isinstance(document, dict):
+        raise PolicyError(f"{path}: the policy must be a table/object at the top level")
+    return parse_policy(document, str(path))

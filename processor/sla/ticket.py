@@ -1,0 +1,323 @@
+"""The per-ticket state machine: `(ticket, event, policy) -> Decision`, and `advance` to fire deadlines.
+
+Every clock is derived from the ticket's recorded instants, so firing a deadline twice from the same
+state gives the same outputs with the same ids: a shell may fire from a stale copy and re-derive later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Final
+
+from processor.sla.classification import classify
+from processor.sla.exceptions import Rejected
+from processor.sla.ids import remember, seen
+from processor.sla.outputs import Breach, Escalation, Output, UpdateDue
+from processor.sla.policy import Policy, Step
+from schemas.cloudevents import (
+    Closed,
+    Reopened,
+    Resolved,
+    Responded,
+    Severity,
+    SeverityChanged,
+    StatusChanged,
+    TicketEvent,
+    TicketOpened,
+    Tier,
+    Updated,
+)
+
+_RANK: Final = {Severity.LOW: 0, Severity.NORMAL: 1, Severity.HIGH: 2, Severity.URGENT: 3}
+_ZERO: Final = timedelta(0)
+
+
+class Phase(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """One ticket's SLA state; instants are aware UTC datetimes."""
+
+    ticket_id: str
+    customer_id: str
+    tier: Tier
+    severity: Severity
+    phase: Phase
+    opened_at: datetime
+    cycle: int
+    cycle_start: datetime
+    last_time: datetime
+    response_due: datetime | None = None  # pending initial-response deadline
+    responded_at: datetime | None = None
+    breached_at: datetime | None = None
+    steps_done: frozenset[tuple[Severity, int]] = frozenset()
+    update_start: datetime | None = None  # start of the current update window; None: clock stopped
+    update_paused: timedelta = _ZERO  # working time paused within the current window
+    update_cycle: int = 0  # windows missed since the last update
+    paused_since: datetime | None = None  # set while the status is a pausing one
+    status: str | None = None
+    closed_at: datetime | None = None
+    seen_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the engine decided: the new state (None: forget it), outputs in time order, next wake-up."""
+
+    state: Ticket | None
+    outputs: tuple[Output, ...]
+    next_deadline: datetime | None
+    duplicate: bool = False
+
+
+# -- deadlines --------------------------------------------------------------------------------
+
+
+def next_step(ticket: Ticket, policy: Policy) -> tuple[Step, datetime] | None:
+    """The first escalation step of the current severity not yet emitted in this cycle."""
+    if ticket.phase is not Phase.OPEN:
+        return None
+    for step in policy.ladders.get(ticket.severity, ()):
+        if (ticket.severity, step.number) not in ticket.steps_done:
+            return step, policy.clock(ticket.severity).add(ticket.cycle_start, step.after)
+    return None
+
+
+def update_due(ticket: Ticket, policy: Policy) -> datetime | None:
+    """When the current update window expires; None while stopped, paused or not required."""
+    if ticket.phase is not Phase.OPEN or ticket.update_start is None or ticket.paused_since:
+        return None
+    frequency = policy.update_frequency.get(ticket.severity)
+    if frequency is None:
+        return None
+    return policy.clock(ticket.severity).add(ticket.update_start, frequency + ticket.update_paused)
+
+
+def expires_at(ticket: Ticket, policy: Policy) -> datetime | None:
+    if ticket.closed_at is None:
+        return None
+    return ticket.closed_at + policy.closed_ticket_retention
+
+
+def next_deadline(ticket: Ticket, policy: Policy) -> datetime | None:
+    step = next_step(ticket, policy)
+    candidates = (
+        ticket.response_due if ticket.phase is Phase.OPEN else None,
+        step[1] if step else None,
+        update_due(ticket, policy),
+        expires_at(ticket, policy),
+    )
+    return min((c for c in candidates if c is not None), default=None)
+
+
+# -- firing -----------------------------------------------------------------------------------
+
+
+def _fire_one(
+    ticket: Ticket, policy: Policy, until: datetime, floor: datetime | None
+) -> tuple[Ticket, Output] | None:
+    """Fire the earliest deadline due at or before `until`; `floor` lifts the emitted instant."""
+    step = next_step(ticket, policy)
+    due_update = update_due(ticket, policy)
+    breach_due = ticket.response_due if ticket.phase is Phase.OPEN else None
+    due = min((c for c in (step[1] if step else None, breach_due, due_update) if c), default=None)
+    if due is None or due > until:
+        return None
+    at = max(due, floor) if floor else due
+    if step and step[1] == due:
+        return _escalate(ticket, step[0], at), _escalation(ticket, step[0], at)
+    if breach_due == due:
+        return replace(ticket, response_due=None, breached_at=at), Breach(
+            ticket.ticket_id, ticket.customer_id, ticket.severity, ticket.tier, at
+        )
+    frequency = policy.update_frequency[ticket.severity]
+    fired = replace(
+        ticket, update_start=at, update_paused=_ZERO, update_cycle=ticket.update_cycle + 1
+    )
+    return fired, UpdateDue(
+        ticket.ticket_id,
+        ticket.customer_id,
+        ticket.severity,
+        ticket.cycle,
+        fired.update_cycle,
+        frequency,
+        at,
+    )
+
+
+def _escalate(ticket: Ticket, step: Step, at: datetime) -> Ticket:
+    return replace(ticket, steps_done=ticket.steps_done | {(ticket.severity, step.number)})
+
+
+def _escalation(ticket: Ticket, step: Step, at: datetime) -> Escalation:
+    return Escalation(
+        ticket.ticket_id, ticket.customer_id, ticket.severity, ticket.tier,
+        ticket.cycle, step.number, step.after, step.actions, at,
+    )  # fmt: skip
+
+
+def _sweep(
+    ticket: Ticket,
+    policy: Policy,
+    until: datetime,
+    *,
+    inclusive: bool,
+    floor: datetime | None = None,
+) -> tuple[Ticket, list[Output]]:
+    outputs: list[Output] = []
+    limit = until if inclusive else until - timedelta(microseconds=1)
+    while (fired := _fire_one(ticket, policy, limit, floor)) is not None:
+        ticket, output = fired
+        outputs.append(output)
+    return ticket, outputs
+
+
+def advance(ticket: Ticket, now: datetime, policy: Policy) -> Decision:
+    """Fire every deadline due at or before `now`; forget the ticket once its retention ends."""
+    ticket, outputs = _sweep(ticket, policy, now, inclusive=True)
+    expiry = expires_at(ticket, policy)
+    if expiry is not None and expiry <= now:
+        return Decision(None, tuple(outputs), None)
+    return Decision(ticket, tuple(outputs), next_deadline(ticket, policy))
+
+
+# -- events -----------------------------------------------------------------------------------
+
+
+def decide(ticket: Ticket | None, event: TicketEvent, policy: Policy) -> Decision:
+    """Apply one event: deadlines due strictly before it fire first, then the event, then catch-ups."""
+    if ticket is None:
+        return _open(event, policy)
+    if seen(ticket.seen_ids, event.id):
+        return Decision(ticket, (), next_deadline(ticket, policy), duplicate=True)
+    _check_acceptable(ticket, event)
+    at = event.time
+    ticket, before = _sweep(ticket, policy, at, inclusive=False)
+    ticket = replace(
+        _apply(ticket, event, policy), last_time=at, seen_ids=remember(ticket.seen_ids, event.id)
+    )
+    ticket, after = _sweep(ticket, policy, at, inclusive=True, floor=at)
+    return Decision(ticket, (*before, *after), next_deadline(ticket, policy))
+
+
+def _check_acceptable(ticket: Ticket, event: TicketEvent) -> None:
+    if ticket.phase is Phase.CLOSED:
+        raise Rejected("ticket_closed", f"ticket {ticket.ticket_id} is closed")
+    if event.time < ticket.last_time:
+        raise Rejected("out_of_order", "event time is before the ticket's last event")
+    if isinstance(event, TicketOpened):
+        raise Rejected("already_opened", f"ticket {ticket.ticket_id} is already open")
+    if isinstance(event, Reopened) and ticket.phase is not Phase.RESOLVED:
+        raise Rejected("not_resolved", "only a resolved ticket can be reopened")
+
+
+def _open(event: TicketEvent, policy: Policy) -> Decision:
+    if not isinstance(event, TicketOpened):
+        raise Rejected("unknown_ticket", f"no open ticket {event.subject}; {event.type} needs one")
+    data = event.data
+    severity = data.severity or classify(data, policy.classification)
+    if severity is None:
+        raise Rejected(
+            "unclassifiable", "no severity, and no impact or problem type to classify by"
+        )
+    at = event.time
+    target = policy.response_targets[(severity, data.support_tier)]
+    ticket = Ticket(
+        ticket_id=event.subject,
+        customer_id=data.customer_id,
+        tier=data.support_tier,
+        severity=severity,
+        phase=Phase.OPEN,
+        opened_at=at,
+        cycle=1,
+        cycle_start=at,
+        last_time=at,
+        response_due=policy.clock(severity).add(at, target),
+        seen_ids=remember((), event.id),
+    )
+    ticket, outputs = _sweep(ticket, policy, at, inclusive=True, floor=at)
+    return Decision(ticket, tuple(outputs), next_deadline(ticket, policy))
+
+
+def _apply(ticket: Ticket, event: TicketEvent, policy: Policy) -> Ticket:
+    at = event.time
+    match event:
+        case SeverityChanged():
+            return _retarget(ticket, event.data.severity, at, policy)
+        case Responded():
+            return _respond(ticket, at, policy)
+        case Updated():
+            return _restart_updates(ticket, at, policy) if ticket.update_start else ticket
+        case StatusChanged():
+            return _set_status(ticket, event.data.status, at, policy)
+        case Resolved():
+            return _stop(ticket, Phase.RESOLVED) if ticket.phase is Phase.OPEN else ticket
+        case Closed():
+            return replace(_stop(ticket, Phase.CLOSED), closed_at=at)
+        case Reopened():
+            return _reopen(ticket, at, policy)
+    raise AssertionError(f"unhandled event type {event.type}")  # pragma: no cover
+
+
+def _retarget(ticket: Ticket, severity: Severity, at: datetime, policy: Policy) -> Ticket:
+    if severity is ticket.severity:
+        return ticket
+    due = ticket.response_due
+    if due is not None:
+        clock, target = policy.clock(severity), policy.response_targets[(severity, ticket.tier)]
+        if _RANK[severity] > _RANK[ticket.severity]:
+            due = min(due, clock.add(at, target))
+        else:
+            due = clock.add(ticket.opened_at, target)
+    return replace(ticket, severity=severity, response_due=due)
+
+
+def _respond(ticket: Ticket, at: datetime, policy: Policy) -> Ticket:
+    if ticket.responded_at is not None:
+        # A later response is customer-visible communication like any update.
+        return _restart_updates(ticket, at, policy) if ticket.update_start else ticket
+    responded = replace(ticket, responded_at=at, response_due=None)
+    return _restart_updates(responded, at, policy) if ticket.phase is Phase.OPEN else responded
+
+
+def _restart_updates(ticket: Ticket, at: datetime, policy: Policy) -> Ticket:
+    return replace(ticket, update_start=at, update_paused=_ZERO, update_cycle=0,
+                   paused_since=at if ticket.paused_since else None)  # fmt: skip
+
+
+def _set_status(ticket: Ticket, status: str, at: datetime, policy: Policy) -> Ticket:
+    pausing = status in policy.pausing_statuses
+    if pausing and ticket.paused_since is None:
+        return replace(ticket, status=status, paused_since=at)
+    if not pausing and ticket.paused_since is not None:
+        return replace(
+            ticket,
+            status=status,
+            paused_since=None,
+            update_paused=_paused_total(ticket, at, policy),
+        )
+    return replace(ticket, status=status)
+
+
+def _paused_total(ticket: Ticket, at: datetime, policy: Policy) -> timedelta:
+    if ticket.update_start is None or ticket.paused_since is None:
+        return ticket.update_paused
+    since = max(ticket.paused_since, ticket.update_start)
+    return ticket.update_paused + policy.clock(ticket.severity).working_time(since, at)
+
+
+def _stop(ticket: Ticket, phase: Phase) -> Ticket:
+    return replace(ticket, phase=phase, response_due=None, update_start=None, update_paused=_ZERO)
+
+
+def _reopen(ticket: Ticket, at: datetime, policy: Policy) -> Ticket:
+    reopened = replace(
+        ticket, phase=Phase.OPEN, cycle=ticket.cycle + 1, cycle_start=at, steps_done=frozenset()
+    )
+    return _restart_updates(reopened, at, policy)

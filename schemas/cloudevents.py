@@ -1,0 +1,239 @@
+"""CloudEvents 1.0 input models, parsed once from bytes with a module-level TypeAdapter.
+
+Errors:
+    InvalidEvent(reason, message)   -- reason is one of REASONS, a bounded set fit for metric labels
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Final, Literal
+
+import orjson
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    model_validator,
+)
+from pydantic import ValidationError as _ValidationError
+
+MAX_EVENT_BYTES: Final = 64 * 1024
+REASONS: Final = frozenset(
+    {
+        "too_large",
+        "malformed_json",
+        "not_an_object",
+        "unknown_type",
+        "invalid_envelope",
+        "invalid_data",
+    }
+)
+
+
+class InvalidEvent(ValueError):
+    """The bytes are not an acceptable CloudEvent; `reason` is a bounded code, `args[0]` the detail."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Severity(StrEnum):
+    URGENT = "urgent"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class Tier(StrEnum):
+    PREMIUM = "premium"
+    SELECT = "select"
+    BASIC = "basic"
+
+
+class Impact(StrEnum):
+    SERVICE_DOWN = "service_down"
+    PARTIAL = "partial"
+    MINOR = "minor"
+    NONE = "none"
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+Text = Annotated[str, Field(min_length=1, max_length=256)]
+_MODEL = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+
+class _Data(BaseModel):
+    model_config = _MODEL
+
+
+class NoData(_Data):
+    pass
+
+
+class OpenedData(_Data):
+    customer_id: Text
+    support_tier: Tier
+    severity: Severity | None = None
+    impact: Impact | None = None
+    problem_type: Text | None = None
+    workaround_available: bool | None = None
+
+
+class SeverityData(_Data):
+    severity: Severity
+
+
+class AgentData(_Data):
+    agent_id: Text | None = None
+
+
+class StatusData(_Data):
+    status: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class WindowData(_Data):
+    window_start: UtcDatetime
+    window_end: UtcDatetime
+
+    @model_validator(mode="after")
+    def _window_is_positive(self) -> WindowData:
+        if self.window_end <= self.window_start:
+            raise ValueError("window_end must be after window_start")
+        return self
+
+
+class ScheduledData(WindowData):
+    kind: Literal["planned", "emergency"]
+    summary: Annotated[str, Field(max_length=4096)]
+    services: tuple[Text, ...] = ()
+    customers: tuple[Text, ...] = ()
+
+
+class _Envelope(BaseModel):
+    model_config = _MODEL
+
+    specversion: Literal["1.0"]
+    id: Text
+    source: Annotated[str, Field(min_length=1, max_length=512)]
+    time: UtcDatetime
+    subject: Text
+
+
+class TicketOpened(_Envelope):
+    type: Literal["ticket.opened"]
+    data: OpenedData
+
+
+class SeverityChanged(_Envelope):
+    type: Literal["ticket.severity_changed"]
+    data: SeverityData
+
+
+class Responded(_Envelope):
+    type: Literal["ticket.responded"]
+    data: AgentData = AgentData()
+
+
+class Updated(_Envelope):
+    type: Literal["ticket.updated"]
+    data: AgentData = AgentData()
+
+
+class StatusChanged(_Envelope):
+    type: Literal["ticket.status_changed"]
+    data: StatusData
+
+
+class Resolved(_Envelope):
+    type: Literal["ticket.resolved"]
+    data: NoData | None = None
+
+
+class Closed(_Envelope):
+    type: Literal["ticket.closed"]
+    data: NoData | None = None
+
+
+class Reopened(_Envelope):
+    type: Literal["ticket.reopened"]
+    data: NoData | None = None
+
+
+class MaintenanceScheduled(_Envelope):
+    type: Literal["maintenance.scheduled"]
+    data: ScheduledData
+
+
+class MaintenanceRescheduled(_Envelope):
+    type: Literal["maintenance.rescheduled"]
+    data: WindowData
+
+
+class MaintenanceCancelled(_Envelope):
+    type: Literal["maintenance.cancelled"]
+    data: NoData | None = None
+
+
+TicketEvent = (
+    TicketOpened
+    | SeverityChanged
+    | Responded
+    | Updated
+    | StatusChanged
+    | Resolved
+    | Closed
+    | Reopened
+)
+MaintenanceEvent = MaintenanceScheduled | MaintenanceRescheduled | MaintenanceCancelled
+InputEvent = TicketEvent | MaintenanceEvent
+
+TICKET_TYPES: Final = frozenset(
+    m.model_fields["type"].annotation.__args__[0] for m in TicketEvent.__args__
+)
+MAINTENANCE_TYPES: Final = frozenset(
+    m.model_fields["type"].annotation.__args__[0] for m in MaintenanceEvent.__args__
+)
+
+_INPUT: Final[TypeAdapter[InputEvent]] = TypeAdapter(
+    Annotated[InputEvent, Field(discriminator="type")]
+)
+_UNKNOWN_TYPE: Final = frozenset({"union_tag_invalid", "union_tag_not_found"})
+
+
+def parse_event(raw: bytes, max_bytes: int = MAX_EVENT_BYTES) -> InputEvent:
+    """Parse one structured-mode CloudEvent; raise InvalidEvent with a bounded reason."""
+    if len(raw) > max_bytes:
+        raise InvalidEvent("too_large", f"event is {len(raw)} bytes, the limit is {max_bytes}")
+    try:
+        return _INPUT.validate_json(raw)
+    except _ValidationError as exc:
+        raise _classify(exc) from None
+
+
+def _classify(exc: _ValidationError) -> InvalidEvent:
+    first = exc.errors(include_url=False, include_input=False)[0]
+    kind, loc = first["type"], first["loc"]
+    where = ".".join(str(part) for part in loc[1:]) or "event"
+    if kind == "json_invalid":
+        return InvalidEvent("malformed_json", f"not valid JSON: {first['msg']}")
+    if kind == "model_type" or (kind.endswith("_type") and not loc):
+        return InvalidEvent("not_an_object", "a CloudEvent must be a JSON object")
+    if kind in _UNKNOWN_TYPE:
+        return InvalidEvent("unknown_type", "missing or unknown event type")
+    reason = "invalid_data" if len(loc) > 1 and loc[1] == "data" else "invalid_envelope"
+    return InvalidEvent(reason, f"{where}: {first['msg']}")
+
+
+def encode(attributes: dict[str, Any]) -> bytes:
+    """Serialise an output CloudEvent; key order is the caller's, so output bytes are stable."""
+    return orjson.dumps(attributes)

@@ -81,9 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "replay":
             return _replay(args)
-        from processor import service  # imported late: Faust is heavy and replay needs none of it
+        # Imported late: Faust is heavy, and replay needs none of it.
+        from processor.service import run
 
-        return service.run(args.command)
+        return run(args.command)
     except PolicyError as exc:
         sys.stderr.write(f"sla-processor: invalid policy: {exc}\n")
         return 2

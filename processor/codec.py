@@ -1,0 +1,95 @@
+"""Table values: ticket and maintenance states as compact, versioned JSON arrays.
+
+A state is stored as `[kind, version, field...]` in dataclass field order; instants are integer
+microseconds since the epoch and durations integer microseconds, so decoding is exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any, Final, get_args, get_origin
+
+import orjson
+
+from processor.sla.engine import State
+from processor.sla.maintenance import Maintenance
+from processor.sla.ticket import Ticket
+
+VERSION: Final = 1
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_US: Final = timedelta(microseconds=1)
+
+
+class CorruptState(ValueError):
+    """A stored value that this version cannot decode."""
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // _US
+
+
+def _converters(hint: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """(encode, decode) for one field's type hint."""
+    if get_origin(hint) in (typing.Union, types.UnionType):
+        inner = next(arg for arg in get_args(hint) if arg is not type(None))
+        enc, dec = _converters(inner)
+        return (lambda v: None if v is None else enc(v)), (lambda v: None if v is None else dec(v))
+    if hint is datetime:
+        return _micros, lambda v: _EPOCH + v * _US
+    if hint is timedelta:
+        return (lambda v: v // _US), (lambda v: v * _US)
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return (lambda v: v.value), hint
+    if get_origin(hint) is frozenset:
+        enc, dec = _converters(get_args(hint)[0])
+        return (lambda v: sorted(map(enc, v))), (lambda v: frozenset(map(dec, v)))
+    args = get_args(hint)
+    if get_origin(hint) is tuple and len(args) == 2 and args[1] is Ellipsis:
+        enc, dec = _converters(args[0])
+        return (lambda v: [enc(x) for x in v]), (lambda v: tuple(dec(x) for x in v))
+    if get_origin(hint) is tuple:  # a fixed-length tuple such as (Severity, step number)
+        pairs = [_converters(arg) for arg in args]
+        return (lambda v: [e(x) for (e, _), x in zip(pairs, v, strict=True)]), (
+            lambda v: tuple(d(x) for (_, d), x in zip(pairs, v, strict=True))
+        )
+    return (lambda v: v), (lambda v: v)
+
+
+class _Layout:
+    def __init__(self, cls: type[Any]) -> None:
+        hints = typing.get_type_hints(cls)
+        self.cls = cls
+        self.names = [f.name for f in dataclasses.fields(cls)]
+        pairs = [_converters(hints[name]) for name in self.names]
+        self.encoders = [enc for enc, _ in pairs]
+        self.decoders = [dec for _, dec in pairs]
+
+
+_LAYOUTS: Final = {"t": _Layout(Ticket), "m": _Layout(Maintenance)}
+_KIND_OF: Final = {Ticket: "t", Maintenance: "m"}
+
+
+def encode_state(state: State) -> bytes:
+    kind = _KIND_OF[type(state)]
+    layout = _LAYOUTS[kind]
+    values = [
+        enc(getattr(state, name)) for name, enc in zip(layout.names, layout.encoders, strict=True)
+    ]
+    return orjson.dumps([kind, VERSION, *values])
+
+
+def decode_state(raw: bytes) -> State:
+    try:
+        kind, version, *values = orjson.loads(raw)
+        layout = _LAYOUTS[kind]
+        if version != VERSION or len(values) != len(layout.names):
+            raise CorruptState(f"state of kind {kind!r} version {version} is not decodable")
+        state: State = layout.cls(*(dec(v) for dec, v in zip(layout.decoders, values, strict=True)))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise CorruptState(f"undecodable state: {exc}") from exc
+    return state

@@ -1,0 +1,105 @@
+"""Every Prometheus metric of the processor, created against an injectable registry.
+
+Labels are bounded: topic, event type, reason code, severity, tier, step, target, partition.
+Never a ticket, customer or maintenance id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+# Timer lateness is emitted-minus-due: most firings land within tens of milliseconds.
+LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Gauges:
+    """Values read at scrape time from the worker's own bookkeeping (no per-event gauge writes)."""
+
+    open_tickets: Callable[[], Mapping[tuple[str, str], int]]
+    pending_deadlines: Callable[[], int]
+    consumer_lag: Callable[[], Mapping[tuple[str, int], int]]
+
+
+class _ScrapeTimeCollector(Collector):
+    def __init__(self, gauges: Gauges) -> None:
+        self._gauges = gauges
+
+    def collect(self) -> Iterator[Metric]:
+        tickets = GaugeMetricFamily(
+            "sla_open_tickets", "Open tickets owned by this worker.", labels=["severity", "tier"]
+        )
+        for (severity, tier), count in sorted(self._gauges.open_tickets().items()):
+            tickets.add_metric([severity, tier], count)
+        yield tickets
+        yield GaugeMetricFamily(
+            "sla_pending_deadlines",
+            "Armed deadlines in this worker's deadline indexes.",
+            value=self._gauges.pending_deadlines(),
+        )
+        lag = GaugeMetricFamily(
+            "sla_consumer_lag",
+            "Records between the committed offset and the high watermark.",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), records in sorted(self._gauges.consumer_lag().items()):
+            lag.add_metric([topic, str(partition)], records)
+        yield lag
+
+
+class Metrics:
+    """The processor's metrics; one instance per worker, registered on `registry`."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.events_processed = Counter(
+            "sla_events_processed", "Input events applied.", ["topic", "type"], registry=r
+        )
+        self.events_rejected = Counter(
+            "sla_events_rejected",
+            "Input records sent to the dead-letter topic.",
+            ["topic", "reason"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "sla_events_duplicate", "Input events ignored as repeated ids.", ["topic"], registry=r
+        )
+        self.escalations = Counter(
+            "sla_escalations", "Escalation steps emitted.", ["severity", "step"], registry=r
+        )
+        self.breaches = Counter(
+            "sla_breaches", "SLA breaches emitted.", ["target", "severity", "tier"], registry=r
+        )
+        self.updates_due = Counter(
+            "sla_updates_due", "Update-due reminders emitted.", ["severity"], registry=r
+        )
+        self.notices = Counter(
+            "sla_maintenance_notices", "Change-management outputs emitted.", ["type"], registry=r
+        )
+        self.timer_lateness = Histogram(
+            "sla_timer_lateness_seconds",
+            "Emission time minus due time of outputs fired by timers.",
+            buckets=LATENESS_BUCKETS,
+            registry=r,
+        )
+        self.rebuilds = Histogram(
+            "sla_deadline_index_rebuild_seconds",
+            "Time to rebuild a partition's deadline index from its tables.",
+            registry=r,
+        )
+
+    def watch(self, gauges: Gauges) -> None:
+        self.registry.register(_ScrapeTimeCollector(gauges))
+
+
+def count_by(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    counts: dict[tuple[str, str], int] = {}
+    for pair in pairs:
+        counts[pair] = counts.get(pair, 0) + 1
+    return counts

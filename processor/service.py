@@ -1,0 +1,174 @@
+"""The worker shell: assemble topology, stream behaviour, timers, metrics and web; run commands."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faust.types import TP, StreamT
+from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
+
+from processor import web
+from processor.metrics import Gauges, Metrics
+from processor.settings import Settings
+from processor.sla.policy import Policy, load_policy
+from processor.stream import SlaStream
+from processor.timers import tick_loop
+from processor.topology import Topology, build, client_options, topic_names
+
+log = logging.getLogger(__name__)
+
+_TOPIC_EXISTS = 36
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def assemble(
+    settings: Settings,
+    policy: Policy,
+    registry: CollectorRegistry | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> tuple[Topology, SlaStream]:
+    """Build the Faust app with its agent, hooks, timer task and web views."""
+    topology = build(settings)
+    app = topology.app
+    metrics = Metrics(registry)
+    stream = SlaStream(topology, policy, metrics, clock)
+    ticks_topic = topology.ticks.get_topic_name()
+
+    async def sla(records: StreamT[bytes]) -> None:
+        async for event in records.events():
+            try:
+                await stream.handle(event)
+            except Exception:  # one bad record must never stop the agent
+                log.exception(
+                    "record failed",
+                    extra={
+                        "topic": event.message.topic,
+                        "partition": event.message.partition,
+                        "offset": event.message.offset,
+                    },
+                )
+
+    app.agent(topology.source, name="sla")(sla)
+
+    def owned() -> set[int]:
+        return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == ticks_topic}
+
+    async def on_recover() -> None:
+        stream.rebuild(owned())
+
+    topology.tickets.on_recover(on_recover)
+
+    async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        stream.release({tp.partition for tp in revoked if tp.topic == ticks_topic})
+
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode passes signal= as a keyword
+
+    async def deadlines() -> None:
+        await tick_loop(
+            stream.deadlines,
+            stream.send_tick,
+            paused=lambda: bool(app.rebalancing or app.in_recovery),
+        )
+
+    app.task(deadlines)
+    metrics.watch(Gauges(open_tickets=lambda: _open(stream), pending_deadlines=stream.deadlines.pending,
+                         consumer_lag=lambda: _lag(app)))  # fmt: skip
+    web.install(topology, policy, metrics.registry, clock)
+    return topology, stream
+
+
+def _open(stream: SlaStream) -> dict[tuple[str, str], int]:
+    total: dict[tuple[str, str], int] = {}
+    for counts in list(stream.open_tickets.values()):
+        for key, count in counts.items():
+            total[key] = total.get(key, 0) + count
+    return total
+
+
+def _lag(app: faust.App) -> dict[tuple[str, int], int]:
+    lag: dict[tuple[str, int], int] = {}
+    try:
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            # Faust keeps committed offsets privately; a missing attribute only costs the lag metric.
+            committed = getattr(consumer, "_committed_offset", {}).get(tp)
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lag[(tp.topic, tp.partition)] = max(highwater - (committed or 0), 0)
+    except Exception:  # the consumer may be rebalancing; a scrape must not fail for it
+        log.debug("consumer lag unavailable", exc_info=True)
+    return lag
+
+
+def logging_config(level: str) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "processor.logs.JsonFormatter"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["stderr"], "level": level},
+    }
+
+
+async def create_topics(settings: Settings) -> list[str]:
+    """Create the processor's topics if missing; existing ones must have the configured partitions."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        names = topic_names(settings)
+        wanted = [
+            NewTopic(n, settings.topic_partitions, settings.topic_replication_factor) for n in names
+        ]
+        response = await admin.create_topics(wanted)
+        for name, code, *_ in response.topic_errors:
+            if code not in (0, _TOPIC_EXISTS):
+                raise RuntimeError(f"cannot create topic {name}: error code {code}")
+        for topic in await admin.describe_topics(names):
+            found = len(topic["partitions"])
+            if found != settings.topic_partitions:
+                raise RuntimeError(
+                    f"topic {topic['topic']} has {found} partitions, SLA_TOPIC_PARTITIONS is "
+                    f"{settings.topic_partitions}: state must be co-partitioned with its inputs"
+                )
+        return names
+    finally:
+        await admin.close()
+
+
+def run(command: str) -> int:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        sys.stderr.write(f"sla-processor: invalid configuration:\n{exc}\n")
+        return 2
+    if command == "create-topics":
+        names = asyncio.run(create_topics(settings))
+        sys.stdout.write("".join(f"{name}\n" for name in names))
+        return 0
+    policy = load_policy(settings.policy_file)
+    topology, _ = assemble(settings, policy)
+    worker = faust.Worker(
+        topology.app,
+        loglevel=settings.log_level,
+        logging_config=logging_config(settings.log_level),
+        quiet=True,
+    )
+    worker.execute_from_commandline()
+    return 0

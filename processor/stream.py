@@ -1,0 +1,397 @@
+"""The agent's behaviour: parse at the edge, re-key, call the engine, emit, and fire on ticks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from faust.types import EventT, TableT
+
+from processor import codec
+from processor.metrics import Metrics
+from processor.partitioning import partition_of
+from processor.settings import ProcessingGuarantee
+from processor.sla import engine
+from processor.sla.deadlines import DeadlineIndex
+from processor.sla.exceptions import Rejected
+from processor.sla.outputs import (
+    Breach,
+    Escalation,
+    MaintenanceNotice,
+    Output,
+    UpdateDue,
+    cloudevent,
+)
+from processor.sla.policy import Policy
+from processor.sla.ticket import Phase, Ticket
+from processor.timers import Deadlines, epoch, instant
+from processor.topology import Topology
+from schemas.cloudevents import (
+    MAINTENANCE_TYPES,
+    TICKET_TYPES,
+    InputEvent,
+    InvalidEvent,
+    parse_event,
+)
+
+log = logging.getLogger(__name__)
+
+# Deadlines fired per tick; a larger burst continues on the next tick, right away.
+TICK_BATCH = 20_000
+_US = timedelta(microseconds=1)
+_ORIGIN = ("sla-origin-topic", "sla-origin-partition", "sla-origin-offset")
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an input record came from, for dead-letter headers and logs."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        values = (self.topic, str(self.partition), str(self.offset))
+        return [(name, value.encode()) for name, value in zip(_ORIGIN, values, strict=True)]
+
+    @classmethod
+    def from_headers(cls, headers: Iterable[tuple[str, bytes]]) -> Origin | None:
+        found = {k: v.decode() for k, v in headers if k in _ORIGIN}
+        if len(found) != len(_ORIGIN):
+            return None
+        return cls(found[_ORIGIN[0]], int(found[_ORIGIN[1]]), int(found[_ORIGIN[2]]))
+
+
+def state_key(domain: str, subject: str) -> str:
+    return f"{domain[0]}:{subject}"
+
+
+class SlaStream:
+    """Everything the agent does with one record, and the per-partition deadline bookkeeping."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        policy: Policy,
+        metrics: Metrics,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.topology = topology
+        self.policy = policy
+        self.metrics = metrics
+        self.clock = clock
+        self.deadlines = Deadlines()
+        self.open_tickets: dict[int, Counter[tuple[str, str]]] = {}
+        settings = topology.settings
+        self._inputs = {
+            settings.topic_tickets: TICKET_TYPES,
+            settings.topic_maintenance: MAINTENANCE_TYPES,
+        }
+        self._rekeyed = topology.rekeyed.get_topic_name()
+        self._ticks = topology.ticks.get_topic_name()
+        self._eos = settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE
+
+    # -- records ------------------------------------------------------------------------------
+
+    async def handle(self, event: EventT[bytes]) -> None:
+        message = event.message
+        origin = Origin(message.topic, message.partition, message.offset)
+        value = event.value if isinstance(event.value, bytes) else b""
+        if message.topic == self._ticks:
+            await self._tick(message.partition, value)
+        elif message.topic == self._rekeyed:
+            headers = message.headers or []
+            pairs = headers.items() if isinstance(headers, Mapping) else headers
+            real = Origin.from_headers(pairs) or origin
+            await self._input(real, value, message.partition, rekeyed=True)
+        else:
+            await self._input(origin, value, message.partition, rekeyed=False)
+
+    async def _input(self, origin: Origin, raw: bytes, partition: int, *, rekeyed: bool) -> None:
+        try:
+            event = parse_event(raw)
+        except InvalidEvent as exc:
+            await self._dead_letter(
+                origin, raw, exc.reason, type(exc).__name__, str(exc), partition
+            )
+            return
+        if event.type not in self._inputs.get(origin.topic, ()):
+            message = f"{event.type} does not belong on {origin.topic}"
+            await self._dead_letter(origin, raw, "wrong_topic", "InvalidEvent", message, partition)
+            return
+        owner = partition_of(event.subject, self.topology.partitions)
+        if owner != partition and not rekeyed:
+            # Upstream keyed (or partitioned) it differently: move it to the subject's partition.
+            await self._send(
+                self.topology.rekeyed, event.subject.encode(), raw, origin.headers(), partition
+            )
+            return
+        await self._apply(event, origin, raw, partition)
+
+    async def _apply(self, event: InputEvent, origin: Origin, raw: bytes, partition: int) -> None:
+        domain = engine.domain_of(event)
+        table = self._table(domain)
+        before = self._load(table, event.subject)
+        try:
+            decision = engine.decide(before, event, self.policy)
+        except Rejected as exc:
+            await self._dead_letter(
+                origin, raw, exc.reason, type(exc).__name__, str(exc), partition
+            )
+            return
+        if decision.duplicate:
+            self.metrics.duplicates.labels(origin.topic).inc()
+            log.info(
+                "duplicate event ignored", extra={"subject": event.subject, "event_id": event.id}
+            )
+            return
+        fired = self.deadlines.partitions.get(partition)
+        watermark = instant(fired.fired_up_to) if fired and fired.fired_up_to is not None else None
+        # Outputs from deadlines before the event that a tick already fired are not sent again.
+        fresh = [
+            o
+            for o in decision.outputs
+            if watermark is None or o.time >= event.time or o.time > watermark
+        ]
+        await self._emit(fresh, partition, timer=False)
+        self._store(table, event.subject, decision.state, partition, before)
+        self.deadlines.arm(partition, state_key(domain, event.subject), decision.next_deadline)
+        self.metrics.events_processed.labels(origin.topic, event.type).inc()
+
+    # -- ticks --------------------------------------------------------------------------------
+
+    async def _tick(self, partition: int, raw: bytes) -> None:
+        clock = self.deadlines.partitions.get(partition)
+        if clock is None:
+            return
+        clock.tick_sent_at = None
+        try:
+            upto = int(raw) * _US + instant(0)
+        except ValueError:
+            log.warning("malformed tick ignored", extra={"partition": partition})
+            return
+        if clock.fired_up_to is not None and epoch(upto) <= clock.fired_up_to:
+            return
+        due = clock.index.pop_due(epoch(upto), TICK_BATCH)
+        remaining = clock.index.peek()
+        # With a batch cut short, only what is due before the first unfired deadline is complete.
+        if remaining is not None and remaining <= epoch(upto):
+            upto = instant(remaining) - _US
+        acks = [await self._fire(partition, key, upto, clock.fired_up_to) for key, _ in due]
+        await asyncio.gather(*(ack for batch in acks for ack in batch))
+        clock.fired_up_to = epoch(upto)
+        self.topology.watermarks[str(partition)] = str(int(epoch(upto) * 1_000_000)).encode()
+        if remaining is not None and remaining <= epoch(self.clock()):
+            self.deadlines.wake()
+
+    async def _fire(
+        self, partition: int, key: str, upto: datetime, watermark: float | None
+    ) -> list[Awaitable[Any]]:
+        domain = "maintenance" if key.startswith("m:") else "ticket"
+        subject = key[2:]
+        table = self._table(domain)
+        state = self._load(table, subject)
+        if state is None:
+            return []
+        decision = engine.advance(state, upto, self.policy)
+        fresh = [o for o in decision.outputs if watermark is None or epoch(o.time) > watermark]
+        acks = await self._emit(fresh, partition, timer=True)
+        if decision.state is None:
+            self._store(table, subject, None, partition, state)
+        self.deadlines.arm(partition, key, decision.next_deadline)
+        return acks
+
+    # -- partitions ---------------------------------------------------------------------------
+
+    def rebuild(self, partitions: set[int]) -> None:
+        """Rebuild the deadline indexes of newly owned partitions from their tables."""
+        partitions = {p for p in partitions if p not in self.deadlines.partitions}
+        if not partitions:
+            return
+        started = self.clock()
+        marks = {p: self._watermark(p) for p in partitions}
+        items: dict[int, list[tuple[str, float]]] = {p: [] for p in partitions}
+        counts: dict[int, Counter[tuple[str, str]]] = {p: Counter() for p in partitions}
+        for domain in ("ticket", "maintenance"):
+            for subject, raw in self._table(domain).items():
+                subject = subject.decode() if isinstance(subject, bytes) else subject
+                partition = partition_of(subject, self.topology.partitions)
+                if partition not in partitions:
+                    continue  # another worker's partition (a standby copy in the memory store)
+                state = codec.decode_state(raw)
+                due = self._rearm_due(state, marks[partition], started)
+                if due is not None:
+                    items[partition].append((state_key(domain, subject), epoch(due)))
+                if isinstance(state, Ticket) and state.phase is Phase.OPEN:
+                    counts[partition][(state.severity.value, state.tier.value)] += 1
+        for partition in partitions:
+            mark = marks[partition]
+            self.deadlines.own(
+                partition,
+                DeadlineIndex.from_items(items[partition]),
+                None if mark is None else epoch(mark),
+            )
+            self.open_tickets[partition] = counts[partition]
+        elapsed = (self.clock() - started).total_seconds()
+        self.metrics.rebuilds.observe(elapsed)
+        log.info(
+            "deadline indexes rebuilt",
+            extra={
+                "partitions": sorted(partitions),
+                "deadlines": sum(map(len, items.values())),
+                "seconds": elapsed,
+            },
+        )
+
+    def release(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            self.deadlines.release(partition)
+            self.open_tickets.pop(partition, None)
+
+    def _rearm_due(
+        self, state: engine.State, mark: datetime | None, now: datetime
+    ) -> datetime | None:
+        due = engine.next_deadline(state, self.policy)
+        if due is None or mark is None or due > mark:
+            return due
+        # Already fired up to the watermark: the next deadline is the first one after it.
+        advanced = engine.advance(state, mark, self.policy)
+        return now if advanced.state is None else advanced.next_deadline
+
+    def _watermark(self, partition: int) -> datetime | None:
+        raw = self.topology.watermarks.get(str(partition))
+        return None if raw is None else instant(0) + int(raw) * _US
+
+    # -- tables -------------------------------------------------------------------------------
+
+    def _table(self, domain: str) -> TableT[str, bytes]:
+        return self.topology.maintenances if domain == "maintenance" else self.topology.tickets
+
+    def _load(self, table: TableT[str, bytes], subject: str) -> Any:
+        raw = table.get(subject)
+        if raw is None:
+            return None
+        try:
+            return codec.decode_state(raw)
+        except codec.CorruptState:
+            log.exception("corrupt state dropped", extra={"subject": subject})
+            return None
+
+    def _store(
+        self,
+        table: TableT[str, bytes],
+        subject: str,
+        state: engine.State | None,
+        partition: int,
+        before: engine.State | None,
+    ) -> None:
+        if state is None:
+            table.pop(subject, None)
+        else:
+            table[subject] = codec.encode_state(state)
+        self._count_open(partition, before, state)
+
+    def _count_open(self, partition: int, before: Any, after: Any) -> None:
+        counts = self.open_tickets.setdefault(partition, Counter())
+        for state, delta in ((before, -1), (after, +1)):
+            if isinstance(state, Ticket) and state.phase is Phase.OPEN:
+                counts[(state.severity.value, state.tier.value)] += delta
+
+    # -- sending ------------------------------------------------------------------------------
+
+    async def _emit(
+        self, outputs: list[Output], partition: int, *, timer: bool
+    ) -> list[Awaitable[Any]]:
+        if not outputs:
+            return []
+        now = self.clock()
+        acks = []
+        for output in outputs:
+            value = orjson.dumps(cloudevent(output, now))
+            topic = self.topology.outputs[output.TOPIC]
+            headers = [("content-type", b"application/cloudevents+json")]
+            acks.append(await self._send(topic, output.subject.encode(), value, headers, partition))
+            self._count_output(output, now, timer)
+        return acks
+
+    def _count_output(self, output: Output, now: datetime, timer: bool) -> None:
+        m = self.metrics
+        if isinstance(output, Escalation):
+            m.escalations.labels(output.severity.value, str(output.step)).inc()
+        elif isinstance(output, Breach):
+            m.breaches.labels(output.target, output.severity.value, output.tier.value).inc()
+        elif isinstance(output, UpdateDue):
+            m.updates_due.labels(output.severity.value).inc()
+        elif isinstance(output, MaintenanceNotice):
+            m.notices.labels(output.type).inc()
+        if timer:
+            m.timer_lateness.observe(max((now - output.time).total_seconds(), 0.0))
+
+    async def _dead_letter(
+        self, origin: Origin, raw: bytes, reason: str, error: str, message: str, partition: int
+    ) -> None:
+        self.metrics.events_rejected.labels(origin.topic, reason).inc()
+        log.warning(
+            "event rejected",
+            extra={
+                "reason": reason,
+                "topic": origin.topic,
+                "partition": origin.partition,
+                "offset": origin.offset,
+            },
+        )
+        headers = [
+            ("sla-error-class", error.encode()),
+            ("sla-error-reason", reason.encode()),
+            ("sla-error-message", message[:1024].encode()),
+            *origin.headers(),
+        ]
+        dlq = self.topology.dead_letters[origin.topic]
+        await self._send(dlq, None, raw, headers, partition)
+
+    async def _send(
+        self,
+        topic: Any,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+        partition: int,
+    ) -> Awaitable[Any]:
+        """Send in the transaction of the source partition being processed (exactly-once mode).
+
+        Faust's own `topic.send` picks the transaction of the *destination* partition, which for
+        an output topic is not a partition of this worker's consumer group at all.
+        """
+        app = self.topology.app
+        driver = self._driver()
+        transactional_id = None
+        if self._eos:
+            group = app.assignor.group_for_topic(self._ticks)
+            transactional_id = f"{app.conf.id}-{group}-{partition}"
+        result: Awaitable[Any] = await driver.send(
+            topic.get_topic_name(),
+            key,
+            value,
+            None,
+            None,
+            headers,
+            transactional_id=transactional_id,
+        )
+        return result
+
+    def _driver(self) -> Any:
+        """The aiokafka-backed producer; in exactly-once mode Faust wraps it in a transaction manager."""
+        producer: Any = self.topology.app.producer
+        return producer.producer if self._eos else producer
+
+    async def send_tick(self, partition: int, now: float) -> None:
+        """Ticks bypass transactions: they must be visible at once, and carry no state."""
+        driver = self._driver()
+        value = str(int(now * 1_000_000)).encode()
+        await driver.send(self._ticks, None, value, partition, None, None, transactional_id=None)

@@ -1,0 +1,165 @@
+"""Faust declarations: the app, its topics and tables (behaviour lives in `processor.stream`)."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.types import TableT, TopicT
+
+from processor.settings import Settings
+from processor.sla.outputs import OutputTopic
+
+# RocksDB's default 2 GiB block cache would dwarf a 2-core worker; state values are small.
+ROCKSDB_OPTIONS = {"block_cache_size": 64 * 1024 * 1024}
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    app: faust.App
+    settings: Settings
+    source: TopicT  # every topic the agent reads: inputs, re-keyed records, timer ticks
+    rekeyed: TopicT
+    ticks: TopicT
+    outputs: dict[OutputTopic, TopicT]
+    dead_letters: dict[str, TopicT]  # input topic name -> its dead-letter topic
+    tickets: TableT[str, bytes]
+    maintenances: TableT[str, bytes]
+    watermarks: TableT[str, bytes]
+
+    @property
+    def partitions(self) -> int:
+        return self.settings.topic_partitions
+
+    def internal_topic_names(self) -> list[str]:
+        return [self.rekeyed.get_topic_name(), self.ticks.get_topic_name()]
+
+
+def broker_url(servers: str) -> str:
+    return ";".join(f"kafka://{s.strip()}" for s in servers.removeprefix("kafka://").split(","))
+
+
+def credentials(settings: Settings) -> Any:
+    protocol = settings.kafka_security_protocol
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        )
+        if settings.kafka_ssl_certfile:
+            keyfile = settings.kafka_ssl_keyfile
+            context.load_cert_chain(settings.kafka_ssl_certfile, keyfile)
+    if protocol.startswith("SASL_"):
+        password = settings.kafka_sasl_password
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=password.get_secret_value() if password else None,
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context) if context is not None else None
+
+
+def _raw_topic(
+    app: faust.App, *names: str, partitions: int | None = None, **options: Any
+) -> TopicT:
+    return app.topic(
+        *names,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+        **options,
+    )
+
+
+def _table(app: faust.App, name: str, settings: Settings) -> TableT[str, bytes]:
+    table: TableT[str, bytes] = app.Table(
+        name,
+        schema=faust.Schema(
+            key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        ),
+        partitions=settings.topic_partitions,
+        options=ROCKSDB_OPTIONS if settings.store == "rocksdb://" else None,
+    )
+    return table
+
+
+def build(settings: Settings) -> Topology:
+    app = faust.App(
+        settings.app_id,
+        broker=broker_url(settings.kafka_bootstrap_servers),
+        broker_credentials=credentials(settings),
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        processing_guarantee=settings.processing_guarantee.value,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        topic_allow_declare=True,
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        autodiscover=False,
+        table_standby_replicas=0,
+    )
+    partitions = settings.topic_partitions
+    inputs = [settings.topic_tickets, settings.topic_maintenance]
+    rekeyed = _raw_topic(app, f"{settings.app_id}-rekeyed", partitions=partitions, internal=True)
+    ticks = _raw_topic(app, f"{settings.app_id}-ticks", partitions=partitions, internal=True)
+    source = _raw_topic(app, *inputs, *rekeyed.topics, *ticks.topics)
+    outputs = {
+        OutputTopic.ESCALATIONS: settings.topic_escalations,
+        OutputTopic.UPDATES_DUE: settings.topic_updates_due,
+        OutputTopic.BREACHES: settings.topic_breaches,
+        OutputTopic.NOTICES: settings.topic_notices,
+    }
+    return Topology(
+        app=app,
+        settings=settings,
+        source=source,
+        rekeyed=rekeyed,
+        ticks=ticks,
+        outputs={kind: _raw_topic(app, name) for kind, name in outputs.items()},
+        dead_letters={name: _raw_topic(app, f"{name}.dlq") for name in inputs},
+        tickets=_table(app, "tickets", settings),
+        maintenances=_table(app, "maintenances", settings),
+        watermarks=_table(app, "watermarks", settings),
+    )
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Connection options for plain aiokafka clients (topic creation, the demo, tests)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers.removeprefix("kafka://"),
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    found = credentials(settings)
+    if isinstance(found, faust.SASLCredentials):
+        options.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=found.password,
+            ssl_context=found.ssl_context,
+        )
+    elif isinstance(found, faust.SSLCredentials):
+        options["ssl_context"] = found.context
+    return options
+
+
+def topic_names(settings: Settings) -> list[str]:
+    """Every topic the processor reads or writes, internal ones included (all with N partitions)."""
+    inputs = [settings.topic_tickets, settings.topic_maintenance]
+    outputs = [
+        settings.topic_escalations,
+        settings.topic_updates_due,
+        settings.topic_breaches,
+        settings.topic_notices,
+    ]
+    internal = [f"{settings.app_id}-rekeyed", f"{settings.app_id}-ticks"]
+    return [*inputs, *(f"{name}.dlq" for name in inputs), *outputs, *internal]

@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("worker", help="run the stream processor (Faust worker)")
     commands.add_parser("create-topics", help="create the contract's topics if missing")
+    demo = commands.add_parser("demo", help="a scripted minute of tickets through a real worker")
+    demo.add_argument("--seconds", type=float, default=40.0, help="how long to watch the outputs")
     return parser
 
 
@@ -82,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "replay":
             return _replay(args)
         # Imported late: Faust is heavy, and replay needs none of it.
+        if args.command == "demo":
+            from processor import demo
+
+            return demo.run(args.seconds)
         from processor.service import run
 
         return run(args.command)

@@ -63,7 +63,14 @@ class Impact(StrEnum):
     NONE = "none"
 
 
+# Deadlines and retention are added to event times: far-off years would overflow datetime.
+EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST: Final = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def _to_utc(value: datetime) -> datetime:
+    if not EARLIEST <= value <= LATEST:
+        raise ValueError("instant out of range (1970 to 9000)")
     return value.astimezone(UTC)
 
 
@@ -226,7 +233,7 @@ def _classify(exc: _ValidationError) -> InvalidEvent:
     where = ".".join(str(part) for part in loc[1:]) or "event"
     if kind == "json_invalid":
         return InvalidEvent("malformed_json", f"not valid JSON: {first['msg']}")
-    if kind == "model_type" or (kind.endswith("_type") and not loc):
+    if not loc and kind.endswith("_type"):
         return InvalidEvent("not_an_object", "a CloudEvent must be a JSON object")
     if kind in _UNKNOWN_TYPE:
         return InvalidEvent("unknown_type", "missing or unknown event type")

@@ -1,0 +1,68 @@
+# The two commands of the README:
+#   make run    install, start a local Kafka broker unless SLA_KAFKA_BOOTSTRAP_SERVERS is set,
+#               create the topics, run the processor
+#   make test   install, then the whole test suite (the broker tests start their own broker)
+# Others: make demo, make broker, make stop, make lint, make bench.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+KAFKA_VERSION ?= 3.9.2
+KAFKA_PORT ?= 9092
+KAFKA := deploy/kafka/kafka.sh
+LOCAL_BROKER := 127.0.0.1:$(KAFKA_PORT)
+
+.PHONY: install tools broker stop run demo test lint bench
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+# kcat (an independent Kafka client) and promtool (Prometheus) are used by the tests.
+tools:
+	@missing=""; command -v kcat >/dev/null || missing+=" kcat"; \
+	 command -v promtool >/dev/null || missing+=" prometheus"; \
+	 if [ -n "$$missing" ]; then \
+	   if [ "$$(id -u)" = 0 ]; then \
+	     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	     systemctl stop prometheus 2>/dev/null || true; pkill -x prometheus 2>/dev/null || true; \
+	   else echo "please install:$$missing (sudo apt-get install$$missing)"; exit 1; fi; \
+	 fi
+
+broker: install
+	$(KAFKA) start --version $(KAFKA_VERSION) --port $(KAFKA_PORT)
+
+stop:
+	$(KAFKA) stop --port $(KAFKA_PORT)
+
+run: install
+	@if [ -z "$$SLA_KAFKA_BOOTSTRAP_SERVERS" ]; then \
+	   $(KAFKA) start --version $(KAFKA_VERSION) --port $(KAFKA_PORT) && \
+	   export SLA_KAFKA_BOOTSTRAP_SERVERS=$(LOCAL_BROKER); \
+	 fi; \
+	 $(BIN)/sla-processor create-topics >/dev/null && exec $(BIN)/sla-processor worker
+
+demo: install
+	@if [ -z "$$SLA_KAFKA_BOOTSTRAP_SERVERS" ]; then \
+	   $(KAFKA) start --version $(KAFKA_VERSION) --port $(KAFKA_PORT) && \
+	   export SLA_KAFKA_BOOTSTRAP_SERVERS=$(LOCAL_BROKER); \
+	 fi; \
+	 exec $(BIN)/sla-processor demo
+
+test: install tools
+	$(KAFKA) fetch --version $(KAFKA_VERSION)
+	SLA_TEST_KAFKA_VERSION=$${SLA_TEST_KAFKA_VERSION:-$(KAFKA_VERSION)} $(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python -m bench.engine
+	$(BIN)/python -m bench.deadline_index

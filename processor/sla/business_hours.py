@@ -36,7 +36,8 @@ class AlwaysOn:
     """Every instant is working time: 24x7x365."""
 
     def add(self, start: datetime, duration: timedelta) -> datetime:
-        return _utc(start) + _non_negative(duration)
+        # The engine's instants are already UTC; the identity test keeps its hot path cheap.
+        return (start if start.tzinfo is UTC else _utc(start)) + _non_negative(duration)
 
     def working_time(self, start: datetime, end: datetime) -> timedelta:
         return max(_utc(end) - _utc(start), _ZERO)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from processor.sla.exceptions import Rejected
 from processor.sla.ids import remember, seen
 from processor.sla.outputs import MaintenanceNotice, NoticeType, Output
 from processor.sla.policy import Policy
+from processor.sla.values import evolve
 from schemas.cloudevents import (
     MaintenanceCancelled,
     MaintenanceEvent,
@@ -17,7 +18,7 @@ from schemas.cloudevents import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: `evolve` copies the instance dict
 class Maintenance:
     """One maintenance's current window; `armed_at` is when that window was (re)announced."""
 
@@ -70,7 +71,7 @@ def advance(state: Maintenance, now: datetime, policy: Policy) -> MaintenanceDec
     while (reminder := next_reminder(state, policy)) is not None and reminder[1] <= now:
         offset, due = reminder
         outputs.append(_notice(state, NoticeType.REMINDER, due, offset=offset))
-        state = replace(state, reminders_done=state.reminders_done | {offset})
+        state = evolve(state, reminders_done=state.reminders_done | {offset})
     if expires_at(state, policy) <= now:
         return MaintenanceDecision(None, tuple(outputs), None)
     return MaintenanceDecision(state, tuple(outputs), next_deadline(state, policy))
@@ -88,7 +89,7 @@ def decide(
         fired = advance(state, event.time - timedelta(microseconds=1), policy)
         state, earlier = fired.state or state, fired.outputs
     state, outputs = _apply(state, event, policy)
-    state = replace(state, last_time=event.time, seen_ids=remember(state.seen_ids, event.id))
+    state = evolve(state, last_time=event.time, seen_ids=remember(state.seen_ids, event.id))
     return MaintenanceDecision(state, (*earlier, *outputs), next_deadline(state, policy))
 
 
@@ -115,13 +116,13 @@ def _apply(
             )  # fmt: skip
             return state, _announce(state, at, policy)
         case MaintenanceRescheduled(data=data) if state is not None:
-            state = replace(
+            state = evolve(
                 state, window_start=data.window_start, window_end=data.window_end,
                 revision=state.revision + 1, armed_at=at, reminders_done=frozenset(),
             )  # fmt: skip
             return state, _announce(state, at, policy)
         case MaintenanceCancelled() if state is not None:
-            state = replace(state, cancelled_at=at)
+            state = evolve(state, cancelled_at=at)
             return state, [_notice(state, NoticeType.CANCELLED, at)]
     raise Rejected("unknown_maintenance", f"no scheduled maintenance {event.subject}")
 

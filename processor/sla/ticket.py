@@ -6,7 +6,7 @@ state gives the same outputs with the same ids: a shell may fire from a stale co
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
@@ -16,6 +16,7 @@ from processor.sla.exceptions import Rejected
 from processor.sla.ids import remember, seen
 from processor.sla.outputs import Breach, Escalation, Output, UpdateDue
 from processor.sla.policy import Policy, Step
+from processor.sla.values import evolve
 from schemas.cloudevents import (
     Closed,
     Reopened,
@@ -40,7 +41,7 @@ class Phase(StrEnum):
     CLOSED = "closed"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: `evolve` copies the instance dict
 class Ticket:
     """One ticket's SLA state; instants are aware UTC datetimes."""
 
@@ -106,53 +107,53 @@ def expires_at(ticket: Ticket, policy: Policy) -> datetime | None:
 
 
 def next_deadline(ticket: Ticket, policy: Policy) -> datetime | None:
-    step = next_step(ticket, policy)
-    candidates = (
-        ticket.response_due if ticket.phase is Phase.OPEN else None,
-        step[1] if step else None,
-        update_due(ticket, policy),
-        expires_at(ticket, policy),
-    )
-    return min((c for c in candidates if c is not None), default=None)
+    return _next(ticket, _earliest(ticket, policy), policy)
 
 
 # -- firing -----------------------------------------------------------------------------------
 
 
-def _fire_one(
-    ticket: Ticket, policy: Policy, until: datetime, floor: datetime | None
-) -> tuple[Ticket, Output] | None:
-    """Fire the earliest deadline due at or before `until`; `floor` lifts the emitted instant."""
-    step = next_step(ticket, policy)
-    due_update = update_due(ticket, policy)
-    breach_due = ticket.response_due if ticket.phase is Phase.OPEN else None
-    due = min((c for c in (step[1] if step else None, breach_due, due_update) if c), default=None)
-    if due is None or due > until:
+# The kinds of deadline, in the order they fire when due at the same instant.
+_STEP, _BREACH, _UPDATE = 0, 1, 2
+Pending = tuple[datetime, int, Step | None]
+
+
+def _earliest(ticket: Ticket, policy: Policy) -> Pending | None:
+    """The next clock deadline (not retention) of an open ticket."""
+    if ticket.phase is not Phase.OPEN:
         return None
+    step = next_step(ticket, policy)
+    best: Pending | None = (step[1], _STEP, step[0]) if step else None
+    due = ticket.response_due
+    if due is not None and (best is None or due < best[0]):
+        best = (due, _BREACH, None)
+    due = update_due(ticket, policy)
+    if due is not None and (best is None or due < best[0]):
+        best = (due, _UPDATE, None)
+    return best
+
+
+def _fire(
+    ticket: Ticket, policy: Policy, pending: Pending, floor: datetime | None
+) -> tuple[Ticket, Output]:
+    """Fire one deadline; `floor` lifts the emitted instant to the event that made it due."""
+    due, kind, step = pending
     at = max(due, floor) if floor else due
-    if step and step[1] == due:
-        return _escalate(ticket, step[0], at), _escalation(ticket, step[0], at)
-    if breach_due == due:
-        return replace(ticket, response_due=None, breached_at=at), Breach(
-            ticket.ticket_id, ticket.customer_id, ticket.severity, ticket.tier, at
-        )
+    if step is not None:
+        return _escalate(ticket, step, at), _escalation(ticket, step, at)
+    if kind == _BREACH:
+        breach = Breach(ticket.ticket_id, ticket.customer_id, ticket.severity, ticket.tier, at)
+        return evolve(ticket, response_due=None, breached_at=at), breach
+    cycle = ticket.update_cycle + 1
+    fired = evolve(ticket, update_start=at, update_paused=_ZERO, update_cycle=cycle)
     frequency = policy.update_frequency[ticket.severity]
-    fired = replace(
-        ticket, update_start=at, update_paused=_ZERO, update_cycle=ticket.update_cycle + 1
-    )
     return fired, UpdateDue(
-        ticket.ticket_id,
-        ticket.customer_id,
-        ticket.severity,
-        ticket.cycle,
-        fired.update_cycle,
-        frequency,
-        at,
+        ticket.ticket_id, ticket.customer_id, ticket.severity, ticket.cycle, cycle, frequency, at
     )
 
 
 def _escalate(ticket: Ticket, step: Step, at: datetime) -> Ticket:
-    return replace(ticket, steps_done=ticket.steps_done | {(ticket.severity, step.number)})
+    return evolve(ticket, steps_done=ticket.steps_done | {(ticket.severity, step.number)})
 
 
 def _escalation(ticket: Ticket, step: Step, at: datetime) -> Escalation:
@@ -169,22 +170,30 @@ def _sweep(
     *,
     inclusive: bool,
     floor: datetime | None = None,
-) -> tuple[Ticket, list[Output]]:
+) -> tuple[Ticket, list[Output], Pending | None]:
+    """Fire what is due up to `until`; also return the first deadline left pending."""
     outputs: list[Output] = []
     limit = until if inclusive else until - timedelta(microseconds=1)
-    while (fired := _fire_one(ticket, policy, limit, floor)) is not None:
-        ticket, output = fired
+    while (pending := _earliest(ticket, policy)) is not None and pending[0] <= limit:
+        ticket, output = _fire(ticket, policy, pending, floor)
         outputs.append(output)
-    return ticket, outputs
+    return ticket, outputs, pending
+
+
+def _next(ticket: Ticket, pending: Pending | None, policy: Policy) -> datetime | None:
+    expiry = expires_at(ticket, policy)
+    if pending is None:
+        return expiry
+    return pending[0] if expiry is None else min(pending[0], expiry)
 
 
 def advance(ticket: Ticket, now: datetime, policy: Policy) -> Decision:
     """Fire every deadline due at or before `now`; forget the ticket once its retention ends."""
-    ticket, outputs = _sweep(ticket, policy, now, inclusive=True)
+    ticket, outputs, pending = _sweep(ticket, policy, now, inclusive=True)
     expiry = expires_at(ticket, policy)
     if expiry is not None and expiry <= now:
         return Decision(None, tuple(outputs), None)
-    return Decision(ticket, tuple(outputs), next_deadline(ticket, policy))
+    return Decision(ticket, tuple(outputs), _next(ticket, pending, policy))
 
 
 # -- events -----------------------------------------------------------------------------------
@@ -198,12 +207,12 @@ def decide(ticket: Ticket | None, event: TicketEvent, policy: Policy) -> Decisio
         return Decision(ticket, (), next_deadline(ticket, policy), duplicate=True)
     _check_acceptable(ticket, event)
     at = event.time
-    ticket, before = _sweep(ticket, policy, at, inclusive=False)
-    ticket = replace(
+    ticket, before, _ = _sweep(ticket, policy, at, inclusive=False)
+    ticket = evolve(
         _apply(ticket, event, policy), last_time=at, seen_ids=remember(ticket.seen_ids, event.id)
     )
-    ticket, after = _sweep(ticket, policy, at, inclusive=True, floor=at)
-    return Decision(ticket, (*before, *after), next_deadline(ticket, policy))
+    ticket, after, pending = _sweep(ticket, policy, at, inclusive=True, floor=at)
+    return Decision(ticket, (*before, *after), _next(ticket, pending, policy))
 
 
 def _check_acceptable(ticket: Ticket, event: TicketEvent) -> None:
@@ -241,8 +250,8 @@ def _open(event: TicketEvent, policy: Policy) -> Decision:
         response_due=policy.clock(severity).add(at, target),
         seen_ids=remember((), event.id),
     )
-    ticket, outputs = _sweep(ticket, policy, at, inclusive=True, floor=at)
-    return Decision(ticket, tuple(outputs), next_deadline(ticket, policy))
+    ticket, outputs, pending = _sweep(ticket, policy, at, inclusive=True, floor=at)
+    return Decision(ticket, tuple(outputs), _next(ticket, pending, policy))
 
 
 def _apply(ticket: Ticket, event: TicketEvent, policy: Policy) -> Ticket:
@@ -259,7 +268,7 @@ def _apply(ticket: Ticket, event: TicketEvent, policy: Policy) -> Ticket:
         case Resolved():
             return _stop(ticket, Phase.RESOLVED) if ticket.phase is Phase.OPEN else ticket
         case Closed():
-            return replace(_stop(ticket, Phase.CLOSED), closed_at=at)
+            return evolve(_stop(ticket, Phase.CLOSED), closed_at=at)
         case Reopened():
             return _reopen(ticket, at, policy)
     raise AssertionError(f"unhandled event type {event.type}")  # pragma: no cover
@@ -275,34 +284,34 @@ def _retarget(ticket: Ticket, severity: Severity, at: datetime, policy: Policy) 
             due = min(due, clock.add(at, target))
         else:
             due = clock.add(ticket.opened_at, target)
-    return replace(ticket, severity=severity, response_due=due)
+    return evolve(ticket, severity=severity, response_due=due)
 
 
 def _respond(ticket: Ticket, at: datetime, policy: Policy) -> Ticket:
     if ticket.responded_at is not None:
         # A later response is customer-visible communication like any update.
         return _restart_updates(ticket, at, policy) if ticket.update_start else ticket
-    responded = replace(ticket, responded_at=at, response_due=None)
+    responded = evolve(ticket, responded_at=at, response_due=None)
     return _restart_updates(responded, at, policy) if ticket.phase is Phase.OPEN else responded
 
 
 def _restart_updates(ticket: Ticket, at: datetime, policy: Policy) -> Ticket:
-    return replace(ticket, update_start=at, update_paused=_ZERO, update_cycle=0,
+    return evolve(ticket, update_start=at, update_paused=_ZERO, update_cycle=0,
                    paused_since=at if ticket.paused_since else None)  # fmt: skip
 
 
 def _set_status(ticket: Ticket, status: str, at: datetime, policy: Policy) -> Ticket:
     pausing = status in policy.pausing_statuses
     if pausing and ticket.paused_since is None:
-        return replace(ticket, status=status, paused_since=at)
+        return evolve(ticket, status=status, paused_since=at)
     if not pausing and ticket.paused_since is not None:
-        return replace(
+        return evolve(
             ticket,
             status=status,
             paused_since=None,
             update_paused=_paused_total(ticket, at, policy),
         )
-    return replace(ticket, status=status)
+    return evolve(ticket, status=status)
 
 
 def _paused_total(ticket: Ticket, at: datetime, policy: Policy) -> timedelta:
@@ -313,11 +322,11 @@ def _paused_total(ticket: Ticket, at: datetime, policy: Policy) -> timedelta:
 
 
 def _stop(ticket: Ticket, phase: Phase) -> Ticket:
-    return replace(ticket, phase=phase, response_due=None, update_start=None, update_paused=_ZERO)
+    return evolve(ticket, phase=phase, response_due=None, update_start=None, update_paused=_ZERO)
 
 
 def _reopen(ticket: Ticket, at: datetime, policy: Policy) -> Ticket:
-    reopened = replace(
+    reopened = evolve(
         ticket, phase=Phase.OPEN, cycle=ticket.cycle + 1, cycle_start=at, steps_done=frozenset()
     )
     return _restart_updates(reopened, at, policy)

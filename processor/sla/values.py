@@ -1,0 +1,24 @@
+"""Cheap copies of the engine's frozen state values (the per-event hot path)."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+V = TypeVar("V")
+
+
+def evolve(value: V, **changes: Any) -> V:
+    """`dataclasses.replace` without re-running `__init__`: a copy of the instance dict.
+
+    Measured on a 21-field frozen dataclass: 0.8 us against 5.4 us for `replace` on a slots
+    class, and `replace` was half the engine's time. States therefore keep an instance dict
+    (no `slots=True`); they stay frozen, since nothing else writes to them.
+    """
+    assert changes.keys() <= vars(value).keys(), (
+        f"no such fields: {changes.keys() - vars(value).keys()}"
+    )
+    new = object.__new__(type(value))
+    namespace = vars(new)
+    namespace.update(vars(value))
+    namespace.update(changes)
+    return new

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 from processor.sla.classification import classify
 from processor.sla.exceptions import Rejected
@@ -208,9 +208,8 @@ def decide(ticket: Ticket | None, event: TicketEvent, policy: Policy) -> Decisio
     _check_acceptable(ticket, event)
     at = event.time
     ticket, before, _ = _sweep(ticket, policy, at, inclusive=False)
-    ticket = evolve(
-        _apply(ticket, event, policy), last_time=at, seen_ids=remember(ticket.seen_ids, event.id)
-    )
+    changes = _changes(ticket, event, policy)
+    ticket = evolve(ticket, **changes, last_time=at, seen_ids=remember(ticket.seen_ids, event.id))
     ticket, after, pending = _sweep(ticket, policy, at, inclusive=True, floor=at)
     return Decision(ticket, (*before, *after), _next(ticket, pending, policy))
 
@@ -254,29 +253,33 @@ def _open(event: TicketEvent, policy: Policy) -> Decision:
     return Decision(ticket, tuple(outputs), _next(ticket, pending, policy))
 
 
-def _apply(ticket: Ticket, event: TicketEvent, policy: Policy) -> Ticket:
+Changes = dict[str, Any]
+
+
+def _changes(ticket: Ticket, event: TicketEvent, policy: Policy) -> Changes:
+    """What the event changes, as field values: the caller makes one copy with all of them."""
     at = event.time
     match event:
         case SeverityChanged():
             return _retarget(ticket, event.data.severity, at, policy)
         case Responded():
-            return _respond(ticket, at, policy)
+            return _respond(ticket, at)
         case Updated():
-            return _restart_updates(ticket, at, policy) if ticket.update_start else ticket
+            return _restart_updates(ticket, at) if ticket.update_start else {}
         case StatusChanged():
             return _set_status(ticket, event.data.status, at, policy)
         case Resolved():
-            return _stop(ticket, Phase.RESOLVED) if ticket.phase is Phase.OPEN else ticket
+            return _stop(Phase.RESOLVED) if ticket.phase is Phase.OPEN else {}
         case Closed():
-            return evolve(_stop(ticket, Phase.CLOSED), closed_at=at)
+            return {**_stop(Phase.CLOSED), "closed_at": at}
         case Reopened():
-            return _reopen(ticket, at, policy)
+            return _reopen(ticket, at)
     raise AssertionError(f"unhandled event type {event.type}")  # pragma: no cover
 
 
-def _retarget(ticket: Ticket, severity: Severity, at: datetime, policy: Policy) -> Ticket:
+def _retarget(ticket: Ticket, severity: Severity, at: datetime, policy: Policy) -> Changes:
     if severity is ticket.severity:
-        return ticket
+        return {}
     due = ticket.response_due
     if due is not None:
         clock, target = policy.clock(severity), policy.response_targets[(severity, ticket.tier)]
@@ -284,34 +287,30 @@ def _retarget(ticket: Ticket, severity: Severity, at: datetime, policy: Policy) 
             due = min(due, clock.add(at, target))
         else:
             due = clock.add(ticket.opened_at, target)
-    return evolve(ticket, severity=severity, response_due=due)
+    return {"severity": severity, "response_due": due}
 
 
-def _respond(ticket: Ticket, at: datetime, policy: Policy) -> Ticket:
+def _respond(ticket: Ticket, at: datetime) -> Changes:
     if ticket.responded_at is not None:
         # A later response is customer-visible communication like any update.
-        return _restart_updates(ticket, at, policy) if ticket.update_start else ticket
-    responded = evolve(ticket, responded_at=at, response_due=None)
-    return _restart_updates(responded, at, policy) if ticket.phase is Phase.OPEN else responded
+        return _restart_updates(ticket, at) if ticket.update_start else {}
+    restart = _restart_updates(ticket, at) if ticket.phase is Phase.OPEN else {}
+    return {"responded_at": at, "response_due": None, **restart}
 
 
-def _restart_updates(ticket: Ticket, at: datetime, policy: Policy) -> Ticket:
-    return evolve(ticket, update_start=at, update_paused=_ZERO, update_cycle=0,
-                   paused_since=at if ticket.paused_since else None)  # fmt: skip
+def _restart_updates(ticket: Ticket, at: datetime) -> Changes:
+    return {"update_start": at, "update_paused": _ZERO, "update_cycle": 0,
+            "paused_since": at if ticket.paused_since else None}  # fmt: skip
 
 
-def _set_status(ticket: Ticket, status: str, at: datetime, policy: Policy) -> Ticket:
+def _set_status(ticket: Ticket, status: str, at: datetime, policy: Policy) -> Changes:
     pausing = status in policy.pausing_statuses
     if pausing and ticket.paused_since is None:
-        return evolve(ticket, status=status, paused_since=at)
+        return {"status": status, "paused_since": at}
     if not pausing and ticket.paused_since is not None:
-        return evolve(
-            ticket,
-            status=status,
-            paused_since=None,
-            update_paused=_paused_total(ticket, at, policy),
-        )
-    return evolve(ticket, status=status)
+        paused = _paused_total(ticket, at, policy)
+        return {"status": status, "paused_since": None, "update_paused": paused}
+    return {"status": status}
 
 
 def _paused_total(ticket: Ticket, at: datetime, policy: Policy) -> timedelta:
@@ -321,12 +320,10 @@ def _paused_total(ticket: Ticket, at: datetime, policy: Policy) -> timedelta:
     return ticket.update_paused + policy.clock(ticket.severity).working_time(since, at)
 
 
-def _stop(ticket: Ticket, phase: Phase) -> Ticket:
-    return evolve(ticket, phase=phase, response_due=None, update_start=None, update_paused=_ZERO)
+def _stop(phase: Phase) -> Changes:
+    return {"phase": phase, "response_due": None, "update_start": None, "update_paused": _ZERO}
 
 
-def _reopen(ticket: Ticket, at: datetime, policy: Policy) -> Ticket:
-    reopened = evolve(
-        ticket, phase=Phase.OPEN, cycle=ticket.cycle + 1, cycle_start=at, steps_done=frozenset()
-    )
-    return _restart_updates(reopened, at, policy)
+def _reopen(ticket: Ticket, at: datetime) -> Changes:
+    return {"phase": Phase.OPEN, "cycle": ticket.cycle + 1, "cycle_start": at,
+            "steps_done": frozenset(), **_restart_updates(ticket, at)}  # fmt: skip

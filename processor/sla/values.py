@@ -14,11 +14,12 @@ def evolve(value: V, **changes: Any) -> V:
     class, and `replace` was half the engine's time. States therefore keep an instance dict
     (no `slots=True`); they stay frozen, since nothing else writes to them.
     """
-    assert changes.keys() <= vars(value).keys(), (
-        f"no such fields: {changes.keys() - vars(value).keys()}"
-    )
+    current = vars(value)
+    for name in changes:
+        if name not in current:
+            raise TypeError(f"{type(value).__name__} has no field {name!r}")
     new = object.__new__(type(value))
     namespace = vars(new)
-    namespace.update(vars(value))
+    namespace.update(current)
     namespace.update(changes)
     return new

@@ -14,9 +14,5 @@ def digest(event_id: str) -> int:
     return int.from_bytes(blake2b(event_id.encode(), digest_size=8).digest(), "big")
 
 
-def seen(remembered: tuple[int, ...], event_id: str) -> bool:
-    return digest(event_id) in remembered
-
-
-def remember(remembered: tuple[int, ...], event_id: str) -> tuple[int, ...]:
-    return (*remembered[-(MAX_REMEMBERED - 1) :], digest(event_id))
+def remember(remembered: tuple[int, ...], event_digest: int) -> tuple[int, ...]:
+    return (*remembered[-(MAX_REMEMBERED - 1) :], event_digest)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from processor.sla.exceptions import Rejected
-from processor.sla.ids import remember, seen
+from processor.sla.ids import digest, remember
 from processor.sla.outputs import MaintenanceNotice, NoticeType, Output
 from processor.sla.policy import Policy
 from processor.sla.values import evolve
@@ -81,7 +81,8 @@ def decide(
     state: Maintenance | None, event: MaintenanceEvent, policy: Policy
 ) -> MaintenanceDecision:
     """Apply one event after firing the reminders due strictly before it."""
-    if state is not None and seen(state.seen_ids, event.id):
+    event_digest = digest(event.id)
+    if state is not None and event_digest in state.seen_ids:
         return MaintenanceDecision(state, (), next_deadline(state, policy), duplicate=True)
     earlier: tuple[Output, ...] = ()
     if state is not None:
@@ -89,7 +90,7 @@ def decide(
         fired = advance(state, event.time - timedelta(microseconds=1), policy)
         state, earlier = fired.state or state, fired.outputs
     state, outputs = _apply(state, event, policy)
-    state = evolve(state, last_time=event.time, seen_ids=remember(state.seen_ids, event.id))
+    state = evolve(state, last_time=event.time, seen_ids=remember(state.seen_ids, event_digest))
     return MaintenanceDecision(state, (*earlier, *outputs), next_deadline(state, policy))
 
 

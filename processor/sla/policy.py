@@ -87,7 +87,7 @@ class Policy:
     calendars: Mapping[str, BusinessCalendar] = field(default_factory=dict)
 
     def clock(self, severity: Severity) -> WorkingClock:
-        return self.clocks.get(severity, ALWAYS_ON)
+        return self.clocks[severity]  # every severity has one: 24x7 unless a calendar is set
 
 
 # -- the file's shape, validated by pydantic ------------------------------------------------
@@ -220,7 +220,12 @@ def _compile(spec: _PolicyFile, calendars: Mapping[str, BusinessCalendar]) -> Po
         update_frequency=MappingProxyType(dict(spec.update_frequency)),
         pausing_statuses=frozenset(spec.updates.pausing_statuses),
         ladders=MappingProxyType(ladders),
-        clocks=MappingProxyType({sev: calendars[name] for sev, name in spec.clocks.items()}),
+        clocks=MappingProxyType(
+            {
+                sev: calendars[spec.clocks[sev]] if sev in spec.clocks else ALWAYS_ON
+                for sev in Severity
+            }
+        ),
         classification=Classification(
             frozenset(map(normalise_name, spec.classification.low_problem_types)),
             frozenset(map(normalise_name, spec.classification.urgent_problem_types)),

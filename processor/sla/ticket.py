@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from processor.sla.classification import classify
 from processor.sla.exceptions import Rejected
-from processor.sla.ids import remember, seen
+from processor.sla.ids import digest, remember
 from processor.sla.outputs import Breach, Escalation, Output, UpdateDue
 from processor.sla.policy import Policy, Step
 from processor.sla.values import evolve
@@ -203,13 +203,16 @@ def decide(ticket: Ticket | None, event: TicketEvent, policy: Policy) -> Decisio
     """Apply one event: deadlines due strictly before it fire first, then the event, then catch-ups."""
     if ticket is None:
         return _open(event, policy)
-    if seen(ticket.seen_ids, event.id):
+    event_digest = digest(event.id)
+    if event_digest in ticket.seen_ids:
         return Decision(ticket, (), next_deadline(ticket, policy), duplicate=True)
     _check_acceptable(ticket, event)
     at = event.time
     ticket, before, _ = _sweep(ticket, policy, at, inclusive=False)
     changes = _changes(ticket, event, policy)
-    ticket = evolve(ticket, **changes, last_time=at, seen_ids=remember(ticket.seen_ids, event.id))
+    ticket = evolve(
+        ticket, **changes, last_time=at, seen_ids=remember(ticket.seen_ids, event_digest)
+    )
     ticket, after, pending = _sweep(ticket, policy, at, inclusive=True, floor=at)
     return Decision(ticket, (*before, *after), _next(ticket, pending, policy))
 
@@ -247,7 +250,7 @@ def _open(event: TicketEvent, policy: Policy) -> Decision:
         cycle_start=at,
         last_time=at,
         response_due=policy.clock(severity).add(at, target),
-        seen_ids=remember((), event.id),
+        seen_ids=(digest(event.id),),
     )
     ticket, outputs, pending = _sweep(ticket, policy, at, inclusive=True, floor=at)
     return Decision(ticket, tuple(outputs), _next(ticket, pending, policy))

@@ -27,7 +27,7 @@ def scenario(base: datetime) -> list[tuple[str, bytes]]:
         return (base + timedelta(seconds=seconds)).isoformat()
 
     t, m = "tickets", "maintenance"
-    rows = [
+    return [
         (t, event("a1", "ticket.opened", at(0), "T-A", {"customer_id": "c1", "support_tier": "premium", "severity": "urgent"})),
         (t, event("a2", "ticket.responded", at(3), "T-A", {"agent_id": "x"})),
         (t, event("a3", "ticket.updated", at(15), "T-A", {})),
@@ -51,7 +51,6 @@ def scenario(base: datetime) -> list[tuple[str, bytes]]:
         (m, event("n2", "maintenance.rescheduled", at(4), "M-2", {"window_start": at(300), "window_end": at(310)})),
         (m, event("n3", "maintenance.cancelled", at(12), "M-2")),
     ]  # fmt: skip
-    return rows
 
 
 def upstream_key(value: bytes) -> bytes:
@@ -73,13 +72,18 @@ def test_outputs_through_kafka_equal_replay(kafka_bootstrap: str, tmp_path: Path
     try:
         base = datetime.now(UTC) + timedelta(seconds=4)
         rows = scenario(base)
-        topics = {"tickets": worker.settings.topic_tickets, "maintenance": worker.settings.topic_maintenance}
+        topics = {
+            "tickets": worker.settings.topic_tickets,
+            "maintenance": worker.settings.topic_maintenance,
+        }
         records = [(topics[domain], upstream_key(value), value) for domain, value in rows]
         asyncio.run(produce(kafka_bootstrap, records))
         until = base + timedelta(seconds=HORIZON)
         time.sleep(max((until - datetime.now(UTC)).total_seconds(), 0) + 3)
         got = asyncio.run(consume(kafka_bootstrap, worker.outputs, seconds=5))
-        dead = asyncio.run(consume(kafka_bootstrap, [worker.settings.topic_tickets + ".dlq"], seconds=3, expect=1))
+        dead = asyncio.run(
+            consume(kafka_bootstrap, [worker.settings.topic_tickets + ".dlq"], seconds=3, expect=1)
+        )
     finally:
         worker.stop()
 
@@ -87,7 +91,9 @@ def test_outputs_through_kafka_equal_replay(kafka_bootstrap: str, tmp_path: Path
     ids = Counter(orjson.loads(r.value)["id"] for r in got)
     assert not [i for i, n in ids.items() if n > 1], "an output id was emitted twice"
     kafka = [comparable(r.value) for r in got]
-    in_horizon = [e for e in kafka if datetime.fromisoformat(e["time"].replace("Z", "+00:00")) <= until]
+    in_horizon = [
+        e for e in kafka if datetime.fromisoformat(e["time"].replace("Z", "+00:00")) <= until
+    ]
     key = lambda e: (e["time"], e["subject"], e["type"], e["id"])  # noqa: E731
     missing = [e for e in expected if e not in in_horizon]
     extra = [e for e in in_horizon if e not in expected]

@@ -50,22 +50,24 @@ _ORIGIN = ("sla-origin-topic", "sla-origin-partition", "sla-origin-offset")
 
 @dataclass(frozen=True, slots=True)
 class Origin:
-    """Where an input record came from, for dead-letter headers and logs."""
+    """Where an input record came from, for dead-letter headers and logs; `key` is its key (for a
+    re-keyed record, the re-keyed one: the subject)."""
 
     topic: str
     partition: int
     offset: int
+    key: bytes | None = None
 
     def headers(self) -> list[tuple[str, bytes]]:
         values = (self.topic, str(self.partition), str(self.offset))
         return [(name, value.encode()) for name, value in zip(_ORIGIN, values, strict=True)]
 
     @classmethod
-    def from_headers(cls, headers: Iterable[tuple[str, bytes]]) -> Origin | None:
+    def from_headers(cls, headers: Iterable[tuple[str, bytes]], key: bytes | None) -> Origin | None:
         found = {k: v.decode() for k, v in headers if k in _ORIGIN}
         if len(found) != len(_ORIGIN):
             return None
-        return cls(found[_ORIGIN[0]], int(found[_ORIGIN[1]]), int(found[_ORIGIN[2]]))
+        return cls(found[_ORIGIN[0]], int(found[_ORIGIN[1]]), int(found[_ORIGIN[2]]), key)
 
 
 def state_key(domain: str, subject: str) -> str:
@@ -101,19 +103,29 @@ class SlaStream:
 
     async def handle(self, event: EventT[bytes]) -> None:
         message = event.message
-        origin = Origin(message.topic, message.partition, message.offset)
-        value = event.value if isinstance(event.value, bytes) else b""
+        key = message.key if isinstance(message.key, bytes) else None
+        origin = Origin(message.topic, message.partition, message.offset, key)
+        # A null value (tombstone) stays null on its way to the dead-letter topic.
+        value = event.value if isinstance(event.value, bytes) else None
         if message.topic == self._ticks:
-            await self._tick(message.partition, value)
+            await self._tick(message.partition, value or b"")
         elif message.topic == self._rekeyed:
             headers = message.headers or []
             pairs = headers.items() if isinstance(headers, Mapping) else headers
-            real = Origin.from_headers(pairs) or origin
+            real = Origin.from_headers(pairs, key) or origin
             await self._input(real, value, message.partition, rekeyed=True)
         else:
             await self._input(origin, value, message.partition, rekeyed=False)
 
-    async def _input(self, origin: Origin, raw: bytes, partition: int, *, rekeyed: bool) -> None:
+    async def _input(
+        self, origin: Origin, raw: bytes | None, partition: int, *, rekeyed: bool
+    ) -> None:
+        if raw is None:
+            message = "a null value (tombstone) is not an event"
+            await self._dead_letter(
+                origin, None, "malformed_json", "InvalidEvent", message, partition
+            )
+            return
         try:
             event = parse_event(raw)
         except InvalidEvent as exc:
@@ -159,10 +171,31 @@ class SlaStream:
             for o in decision.outputs
             if watermark is None or o.time >= event.time or o.time > watermark
         ]
+        overdue, next_deadline = self._overdue(before, decision, watermark)
         await self._emit(fresh, partition, timer=False)
+        await self._emit(overdue, partition, timer=True)
         self._store(table, event.subject, decision.state, partition, before)
-        self.deadlines.arm(partition, state_key(domain, event.subject), decision.next_deadline)
+        self.deadlines.arm(partition, state_key(domain, event.subject), next_deadline)
         self.metrics.events_processed.labels(origin.topic, event.type).inc()
+
+    def _overdue(
+        self, before: Any, decision: engine.AnyDecision, watermark: datetime | None
+    ) -> tuple[list[Output], datetime | None]:
+        """Deadlines a late event put at or before the fired watermark, and the next one after.
+
+        Ticks fired everything of `before` up to the watermark and the next tick fires only what
+        is after it, so what the event added in between is fired here (or it would be lost).
+        """
+        due = decision.next_deadline
+        if watermark is None or decision.state is None or due is None or due > watermark:
+            return [], due
+        advanced = engine.advance(decision.state, watermark, self.policy)
+        fired = set() if before is None else {
+            o.id for o in engine.advance(before, watermark, self.policy).outputs
+        }  # fmt: skip
+        # A state that expires by the watermark keeps its deadline: the next tick drops it.
+        after = due if advanced.state is None else advanced.next_deadline
+        return [o for o in advanced.outputs if o.id not in fired], after
 
     # -- ticks --------------------------------------------------------------------------------
 
@@ -334,7 +367,13 @@ class SlaStream:
             m.timer_lateness.observe(max((now - output.time).total_seconds(), 0.0))
 
     async def _dead_letter(
-        self, origin: Origin, raw: bytes, reason: str, error: str, message: str, partition: int
+        self,
+        origin: Origin,
+        raw: bytes | None,
+        reason: str,
+        error: str,
+        message: str,
+        partition: int,
     ) -> None:
         self.metrics.events_rejected.labels(origin.topic, reason).inc()
         log.warning(
@@ -353,13 +392,15 @@ class SlaStream:
             *origin.headers(),
         ]
         dlq = self.topology.dead_letters[origin.topic]
-        await self._send(dlq, None, raw, headers, partition)
+        if raw is None and origin.key is None:
+            raw = b""  # aiokafka cannot send a record with neither key nor value
+        await self._send(dlq, origin.key, raw, headers, partition)
 
     async def _send(
         self,
         topic: Any,
         key: bytes | None,
-        value: bytes,
+        value: bytes | None,
         headers: list[tuple[str, bytes]],
         partition: int,
     ) -> Awaitable[Any]:
@@ -386,9 +427,12 @@ class SlaStream:
         return result
 
     def _driver(self) -> Any:
-        """The aiokafka-backed producer; in exactly-once mode Faust wraps it in a transaction manager."""
-        producer: Any = self.topology.app.producer
-        return producer.producer if self._eos else producer
+        """Faust's aiokafka producer, in both modes (`app.producer`, never the transaction manager).
+
+        Given a transactional id it sends through that partition's transactional producer,
+        given none through its plain producer.
+        """
+        return self.topology.app.producer
 
     async def send_tick(self, partition: int, now: float) -> None:
         """Ticks bypass transactions: they must be visible at once, and carry no state."""

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 TICK_RETRY_SECONDS = 5.0
 # The loop re-checks at least this often, so a missed wake-up costs at most this much lateness.
 MAX_SLEEP_SECONDS = 1.0
+# While the app rebalances or recovers, the loop looks again this often.
+PAUSED_POLL_SECONDS = 0.1
 
 
 def epoch(moment: datetime) -> float:
@@ -91,6 +93,12 @@ class Deadlines:
                 due.append(partition)
         return due
 
+    def unsent(self, partition: int) -> None:
+        """The tick for `partition` could not be sent: it is not in flight."""
+        clock = self.partitions.get(partition)
+        if clock is not None:
+            clock.tick_sent_at = None
+
     def earliest(self) -> float | None:
         dues = [c.index.peek() for c in self.partitions.values() if c.tick_sent_at is None]
         return min((d for d in dues if d is not None), default=None)
@@ -122,10 +130,16 @@ async def tick_loop(
         try:
             await deadlines.sleep(clock())
             if paused():
+                # With a deadline already due `sleep` returns at once: poll, do not spin.
+                await asyncio.sleep(PAUSED_POLL_SECONDS)
                 continue
             now = clock()
             for partition in deadlines.due_partitions(now, time.monotonic()):
-                await send_tick(partition, now)
+                try:
+                    await send_tick(partition, now)
+                except Exception:
+                    deadlines.unsent(partition)  # retry soon, not after TICK_RETRY_SECONDS
+                    raise
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -14,6 +14,7 @@ from processor.sla.outputs import OutputTopic
 
 # RocksDB's default 2 GiB block cache would dwarf a 2-core worker; state values are small.
 ROCKSDB_OPTIONS = {"block_cache_size": 64 * 1024 * 1024}
+SESSION_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +78,13 @@ def _raw_topic(
 
 
 def _table(app: faust.App, name: str, settings: Settings) -> TableT[str, bytes]:
+    # Faust derives a table's serializers from key_type/value_type only (a `schema` is not
+    # consulted): without value_type=bytes, values would be JSON-decoded on recovery and reads.
+    # Keys stay JSON strings in the changelog, as Faust writes them for str keys.
     table: TableT[str, bytes] = app.Table(
         name,
-        schema=faust.Schema(
-            key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw"
-        ),
+        key_type=str,
+        value_type=bytes,
         partitions=settings.topic_partitions,
         options=ROCKSDB_OPTIONS if settings.store == "rocksdb://" else None,
     )
@@ -107,6 +110,15 @@ def build(settings: Settings) -> Topology:
         producer_acks=-1,
         autodiscover=False,
         table_standby_replicas=0,
+        # A crashed worker keeps its partitions, and their deadlines, until its session times
+        # out: Faust's 60 s default would stall timers that long (and a restarted worker as
+        # well). Heartbeats come from the consumer's own thread, so a busy stream cannot
+        # miss them.
+        broker_session_timeout=SESSION_TIMEOUT_SECONDS,
+        broker_heartbeat_interval=1.0,
+        # Faust would read un-prefixed variables (WEB_BIND, PROCESSING_GUARANTEE, BROKER_URL...)
+        # from the environment over these arguments: the SLA_ settings alone configure the app.
+        env={},
     )
     partitions = settings.topic_partitions
     inputs = [settings.topic_tickets, settings.topic_maintenance]

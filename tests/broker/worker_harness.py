@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import socket
@@ -11,16 +12,23 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import RecordMetadata
+from prometheus_client.parser import text_string_to_metric_families
 
+from processor.replay import read_events, replay
 from processor.service import create_topics
 from processor.settings import Settings
+from processor.sla.outputs import cloudevent
+from processor.sla.policy import load_policy
 
 from .helpers import REPO_ROOT
 
@@ -41,6 +49,7 @@ class Worker:
     bootstrap: str
     data_dir: Path
     overrides: dict[str, str] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)  # non-SLA variables for the process
     process: subprocess.Popen[bytes] | None = None
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
 
@@ -80,26 +89,28 @@ class Worker:
     def start(self, timeout: float = 90.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SLA_")}
+        # The log is appended to across restarts: readiness is judged on this run's part only.
+        start_size = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "processor", "worker"],
-                env={**env, **self.env},
+                env={**env, **self.extra_env, **self.env},
                 stdout=log,
                 stderr=log,
                 stdin=subprocess.DEVNULL,
                 cwd=REPO_ROOT,
             )
-        self._wait_ready(timeout)
+        self._wait_ready(timeout, start_size)
 
-    def _wait_ready(self, timeout: float) -> None:
+    def _wait_ready(self, timeout: float, start_size: int) -> None:
         deadline = time.monotonic() + timeout
-        marker = b"deadline indexes rebuilt"
-        start_size = 0
+        markers = (b"deadline indexes rebuilt", b"Worker]: Ready")
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise AssertionError(f"worker exited {self.process.returncode}:\n{self.tail()}")
-            if marker in self.log.read_bytes()[start_size:] and b"Worker]: Ready" in self.log.read_bytes():
+            written = self.log.read_bytes()[start_size:]
+            if all(marker in written for marker in markers):
                 return
             time.sleep(0.2)
         raise AssertionError(f"worker not ready after {timeout}s:\n{self.tail()}")
@@ -109,12 +120,34 @@ class Worker:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         assert self.process is not None
+        if self.process.poll() is not None:
+            return self.process.returncode
         self.process.send_signal(sig)
         try:
             return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait(timeout=10)
+
+    def kill(self, timeout: float = 30.0) -> None:
+        """SIGKILL, then wait until the broker has dropped the dead member from the group.
+
+        A killed consumer cannot leave its group: its partitions stay with it until its session
+        times out (processor.topology.SESSION_TIMEOUT_SECONDS); a worker started earlier would
+        only wait for that inside its own join.
+        """
+        assert self.stop(signal.SIGKILL) == -signal.SIGKILL
+        asyncio.run(wait_for_empty_group(self.bootstrap, self.settings.app_id, timeout))
+
+    def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        """The /metrics scrape as {(sample name, labels): value}."""
+        status, body = self.get("/metrics")
+        assert status == 200, body
+        return {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(body.decode())
+            for sample in family.samples
+        }
 
     def get(self, path: str) -> tuple[int, bytes]:
         try:
@@ -146,9 +179,16 @@ async def produce(bootstrap: str, records: Iterable[tuple[str, bytes | None, byt
 
 
 async def consume(
-    bootstrap: str, topics: list[str], *, seconds: float, expect: int | None = None
+    bootstrap: str,
+    topics: list[str],
+    *,
+    seconds: float,
+    expect: int | None = None,
+    done: Callable[[list[Any]], bool] | None = None,
+    settle: float = 0.0,
 ) -> list[Any]:
-    """Every record on `topics` from the beginning, read for `seconds` (or until `expect` arrived)."""
+    """Every record on `topics` from the beginning, read for `seconds` at most, or until `expect`
+    records arrived, or until `done(records)` holds and then `settle` seconds more."""
     consumer = AIOKafkaConsumer(
         *topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None,
         isolation_level="read_committed",
@@ -160,6 +200,9 @@ async def consume(
         while time.monotonic() < deadline and (expect is None or len(records) < expect):
             for batch in (await consumer.getmany(timeout_ms=200)).values():
                 records.extend(batch)
+            if done is not None and done(records):
+                deadline = min(deadline, time.monotonic() + settle)
+                done = None
     finally:
         await consumer.stop()
     return records
@@ -170,3 +213,47 @@ def comparable(value: bytes) -> dict[str, Any]:
     parsed: dict[str, Any] = orjson.loads(value)
     parsed["data"].pop("emitted_at")
     return parsed
+
+
+async def wait_for_empty_group(bootstrap: str, group: str, timeout: float) -> None:
+    """Until the consumer group has no members (a dead one is dropped at its session timeout)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        node = await admin.find_coordinator(group)
+        deadline = time.monotonic() + timeout
+        while True:
+            [described] = await admin.describe_consumer_groups([group], group_coordinator_id=node)
+            if not any(found["members"] for found in described.to_object()["groups"]):
+                return
+            assert time.monotonic() < deadline, f"group {group} still has members"
+            await asyncio.sleep(0.25)
+    finally:
+        await admin.close()
+
+
+async def produce_to(
+    bootstrap: str,
+    records: Iterable[tuple[str, int | None, bytes | None, bytes | None]],
+) -> list[RecordMetadata]:
+    """Send (topic, partition, key, value) in order, one at a time; returns where each landed."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=2**20)
+    await producer.start()
+    try:
+        return [
+            await producer.send_and_wait(topic, value, key=key, partition=partition)
+            for topic, partition, key, value in records
+        ]
+    finally:
+        await producer.stop()
+
+
+def replayed(lines: Iterable[bytes], until: datetime) -> list[dict[str, Any]]:
+    """What `sla-processor replay --until` gives for these input events, without `emitted_at`."""
+    policy = load_policy(SECONDS_POLICY)
+    result = replay(read_events(lines, io.StringIO()), policy, until, io.StringIO())
+    return [comparable(orjson.dumps(cloudevent(o, o.time))) for o in result.outputs]
+
+
+def at(base: datetime, seconds: float) -> str:
+    return (base + timedelta(seconds=seconds)).isoformat()

@@ -1,0 +1,141 @@
+"""A misconfigured `sla-processor` stops at start-up with exit code 2 and names what is wrong.
+
+Each case runs the installed console script in a subprocess with a scrubbed environment and no
+broker (127.0.0.1:1): a worker that got past its checks would hang trying to connect, and the
+test would fail on the timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(sys.executable).parent / "sla-processor"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEMO_POLICY = REPO_ROOT / "processor" / "sla" / "demo_policy.toml"
+NO_BROKER = {"SLA_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+
+
+def sla_processor(
+    env: dict[str, str], cwd: Path, command: str = "worker"
+) -> subprocess.CompletedProcess[str]:
+    assert SCRIPT.is_file(), f"console script missing: {SCRIPT} (pip install -e .)"
+    scrubbed = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(cwd)}
+    return subprocess.run(
+        [str(SCRIPT), command],
+        env={**scrubbed, **NO_BROKER, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def policy_with(tmp_path: Path, old: str, new: str) -> str:
+    text = DEMO_POLICY.read_text()
+    assert old in text
+    path = tmp_path / "policy.toml"
+    path.write_text(text.replace(old, new))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"SLA_TOPIC_PARTITIONS": "0"}, ["SLA_TOPIC_PARTITIONS", "greater than or equal to 1"]),
+        ({"SLA_TOPIC_PARTITIONS": "many"}, ["SLA_TOPIC_PARTITIONS", "valid integer"]),
+        ({"SLA_KAFKA_BOOTSTRAP_SERVERS": "localhost"}, ["SLA_KAFKA_BOOTSTRAP_SERVERS", "'localhost' is not host:port"]),
+        ({"SLA_KAFKA_BOOTSTRAP_SERVERS": "a:1,b:x"}, ["SLA_KAFKA_BOOTSTRAP_SERVERS", "'b:x' is not host:port"]),
+        ({"SLA_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, ["SLA_KAFKA_SASL_MECHANISM", "SLA_KAFKA_SASL_USERNAME", "SLA_KAFKA_SASL_PASSWORD"]),
+        ({"SLA_KAFKA_SECURITY_PROTOCOL": "TLS"}, ["SLA_KAFKA_SECURITY_PROTOCOL", "'SASL_SSL'"]),
+        ({"SLA_PROCESSING_GUARANTEE": "maybe"}, ["SLA_PROCESSING_GUARANTEE", "'exactly_once'"]),
+        ({"SLA_STORE": "redis://"}, ["SLA_STORE", "'rocksdb://'"]),
+        ({"SLA_WEB_PORT": "70000"}, ["SLA_WEB_PORT", "less than or equal to 65535"]),
+        ({"SLA_FOO": "1"}, ["unknown configuration variable", "SLA_FOO"]),
+        ({"SLA_TOPIC_PARTITION": "8"}, ["unknown configuration variable", "SLA_TOPIC_PARTITION"]),
+    ],
+    ids=lambda value: "-".join(value) if isinstance(value, dict) else None,
+)  # fmt: skip
+def test_bad_setting_stops_the_worker(
+    tmp_path: Path, env: dict[str, str], expected: list[str]
+) -> None:
+    done = sla_processor(env, tmp_path)
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    assert done.stderr.startswith("sla-processor: ")
+    for text in expected:
+        assert text in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_create_topics_checks_settings_too(tmp_path: Path) -> None:
+    done = sla_processor({"SLA_TOPIC_PARTITIONS": "0"}, tmp_path, "create-topics")
+    assert done.returncode == 2
+    assert "SLA_TOPIC_PARTITIONS" in done.stderr
+
+
+def test_a_secret_is_never_echoed(tmp_path: Path) -> None:
+    env = {"SLA_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "SLA_KAFKA_SASL_USERNAME": "svc",
+           "SLA_KAFKA_SASL_PASSWORD": "hunter2-do-not-print"}  # fmt: skip
+    done = sla_processor(env, tmp_path)
+    assert done.returncode == 2
+    assert "SLA_KAFKA_SASL_MECHANISM" in done.stderr
+    assert "hunter2" not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("[response_targets]", "[response_targets", "cannot read the policy"),
+        ('premium = "PT1.25S"', 'premium = "soon"', "response_targets.urgent.premium"),
+        ('urgent = "PT10S"', 'urgent = "-PT10S"', "update_frequency"),
+        ('pausing_statuses = ["pending_customer"]', 'pausing_statuses = "pending_customer"', "pausing_statuses"),
+    ],
+    ids=["toml-syntax", "bad-duration", "negative-frequency", "not-a-list"],
+)  # fmt: skip
+def test_malformed_policy_stops_the_worker(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    path = policy_with(tmp_path, old, new)
+    done = sla_processor({"SLA_POLICY_FILE": path}, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"sla-processor: invalid policy: {path}: ")
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_missing_policy_file_stops_the_worker(tmp_path: Path) -> None:
+    done = sla_processor({"SLA_POLICY_FILE": str(tmp_path / "nope.toml")}, tmp_path)
+    assert done.returncode == 2
+    assert "nope.toml" in done.stderr
+
+
+def test_a_nested_data_dir_is_created(tmp_path: Path) -> None:
+    """Faust makes only the last level of its data dir: the worker makes the rest first."""
+    data = tmp_path / "not" / "yet" / "there"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    env = {**NO_BROKER, "SLA_DATA_DIR": str(data), "SLA_STORE": "memory://", "SLA_WEB_PORT": port}
+    scrubbed = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}
+    log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen(
+        [str(SCRIPT), "worker"], env={**scrubbed, **env}, cwd=tmp_path, stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not data.is_dir() and worker.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-2000:]
+        assert data.is_dir()
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        log.close()

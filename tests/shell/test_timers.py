@@ -1,0 +1,196 @@
+"""`Deadlines` and `tick_loop` on hand-made clocks: which partitions get a tick, when, and again."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+
+from processor.sla.deadlines import DeadlineIndex
+from processor.timers import MAX_SLEEP_SECONDS, TICK_RETRY_SECONDS, Deadlines, tick_loop
+
+
+def at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def owned(*partitions: int) -> Deadlines:
+    deadlines = Deadlines()
+    for partition in partitions:
+        deadlines.own(partition, DeadlineIndex(), None)
+    return deadlines
+
+
+def test_only_partitions_with_a_due_deadline_get_a_tick() -> None:
+    d = owned(0, 1, 2)
+    d.arm(0, "t:a", at(100.0))
+    d.arm(1, "t:b", at(200.0))
+    assert d.due_partitions(now=99.9, monotonic=0.0) == []
+    assert d.due_partitions(now=100.0, monotonic=0.0) == [0]  # due at the instant itself
+    assert d.due_partitions(now=250.0, monotonic=0.1) == [1]  # 0's tick is still in flight
+
+
+def test_a_tick_in_flight_is_not_sent_again_until_presumed_lost() -> None:
+    d = owned(0)
+    d.arm(0, "t:a", at(100.0))
+    assert d.due_partitions(100.0, monotonic=10.0) == [0]
+    assert d.due_partitions(101.0, monotonic=10.0 + TICK_RETRY_SECONDS) == []
+    assert d.due_partitions(102.0, monotonic=10.1 + TICK_RETRY_SECONDS) == [0]  # retried
+
+
+def test_a_tick_that_came_back_clears_the_way_for_the_next() -> None:
+    d = owned(0)
+    d.arm(0, "t:a", at(100.0))
+    assert d.due_partitions(100.0, monotonic=1.0) == [0]
+    d.partitions[0].tick_sent_at = None  # what the stream does when the tick arrives
+    assert d.due_partitions(100.5, monotonic=1.1) == [0]
+
+
+def test_arm_moves_and_none_cancels() -> None:
+    d = owned(0)
+    d.arm(0, "t:a", at(100.0))
+    d.arm(0, "t:a", at(300.0))
+    assert d.due_partitions(200.0, monotonic=0.0) == []
+    d.arm(0, "t:a", None)
+    assert d.pending() == 0
+    assert d.due_partitions(400.0, monotonic=0.0) == []
+
+
+def test_release_forgets_a_partition_and_ignores_its_arms() -> None:
+    d = owned(0, 1)
+    d.arm(0, "t:a", at(100.0))
+    d.arm(1, "t:b", at(100.0))
+    d.release(1)
+    d.release(7)  # never owned: nothing happens
+    d.arm(1, "t:c", at(50.0))  # a late arm for a revoked partition is dropped
+    assert (d.pending(), sorted(d.partitions)) == (1, [0])
+    assert d.due_partitions(100.0, monotonic=0.0) == [0]
+    d.release_all()
+    assert (d.pending(), d.partitions) == (0, {})
+
+
+def test_earliest_skips_partitions_with_a_tick_in_flight() -> None:
+    d = owned(0, 1)
+    d.arm(0, "t:a", at(100.0))
+    d.arm(1, "t:b", at(150.0))
+    assert d.earliest() == 100.0
+    d.due_partitions(120.0, monotonic=0.0)
+    assert d.earliest() == 150.0
+
+
+def test_own_restores_a_rebuilt_index_and_its_watermark() -> None:
+    d = Deadlines()
+    d.own(3, DeadlineIndex.from_items([("t:a", 10.0), ("m:b", 5.0)]), fired_up_to=4.0)
+    assert (d.pending(), d.partitions[3].fired_up_to) == (2, 4.0)
+    assert d.due_partitions(5.0, monotonic=0.0) == [3]
+
+
+async def test_sleep_wakes_for_an_earlier_deadline() -> None:
+    d = owned(0)
+    now = time.time()
+    d.arm(0, "t:a", at(now + 60))
+    sleeper = asyncio.create_task(d.sleep(now))
+    await asyncio.sleep(0.05)
+    assert not sleeper.done()  # sleeping up to MAX_SLEEP_SECONDS
+    d.arm(0, "t:b", at(now + 0.1))  # earlier than the next check: wakes the loop
+    await asyncio.wait_for(sleeper, timeout=0.5)
+
+
+async def test_sleep_is_capped_and_wake_ends_it() -> None:
+    d = owned(0)
+    started = time.monotonic()
+    await d.sleep(time.time())  # nothing armed: one MAX_SLEEP_SECONDS nap
+    assert MAX_SLEEP_SECONDS - 0.05 <= time.monotonic() - started < MAX_SLEEP_SECONDS + 0.5
+    sleeper = asyncio.create_task(d.sleep(time.time()))
+    await asyncio.sleep(0.01)
+    d.wake()
+    await asyncio.wait_for(sleeper, timeout=0.2)
+
+
+class FakeClock:
+    """Wall-clock seconds that the test moves by hand."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Ticks:
+    """A fake send_tick: records what it was asked to send, fails on demand."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, float]] = []
+        self.failures = 0
+
+    async def __call__(self, partition: int, now: float) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("broker hiccup")
+        self.sent.append((partition, now))
+
+
+class Pause:
+    """A fake `paused()` that counts how often the loop asked."""
+
+    def __init__(self, paused: bool) -> None:
+        self.paused = paused
+        self.asked = 0
+
+    def __call__(self) -> bool:
+        self.asked += 1
+        return self.paused
+
+
+async def test_tick_loop_waits_out_a_pause_without_spinning() -> None:
+    clock, d, ticks, pause = FakeClock(1_000.0), owned(0, 1), Ticks(), Pause(True)
+    d.arm(1, "t:a", at(999.0))  # already due: `sleep` returns at once
+    loop = asyncio.create_task(tick_loop(d, ticks, paused=pause, clock=clock))
+    try:
+        await asyncio.sleep(0.5)
+        assert ticks.sent == []
+        assert pause.asked <= 10, f"asked {pause.asked} times in 0.5 s: a busy loop"
+        pause.paused = False
+        await _until(lambda: bool(ticks.sent))
+        assert ticks.sent == [(1, 1_000.0)]
+    finally:
+        await _stop(loop)
+
+
+async def test_tick_loop_retries_a_failed_send_at_once() -> None:
+    clock, d, ticks = FakeClock(1_000.0), owned(0), Ticks()
+    ticks.failures = 1  # logged; the partition is not left "in flight" for TICK_RETRY_SECONDS
+    d.arm(0, "t:a", at(1_000.0))
+    loop = asyncio.create_task(tick_loop(d, ticks, paused=lambda: False, clock=clock))
+    try:
+        started = time.monotonic()
+        await _until(lambda: bool(ticks.sent))
+        assert time.monotonic() - started < 1.0
+        assert ticks.sent == [(0, 1_000.0)]
+        await asyncio.sleep(0.2)
+        assert ticks.sent == [(0, 1_000.0)]  # in flight now: not sent again
+        clock.now = 1_010.0
+        d.partitions[0].tick_sent_at = None  # the tick came back; the deadline is still armed
+        d.wake()
+        await _until(lambda: len(ticks.sent) == 2)
+        assert ticks.sent[1] == (0, 1_010.0)
+    finally:
+        await _stop(loop)
+
+
+async def _stop(loop: asyncio.Task[None]) -> None:
+    assert not loop.done(), "the loop ended by itself"
+    loop.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await loop
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)

@@ -13,7 +13,7 @@ KAFKA_PORT ?= 9092
 KAFKA := deploy/kafka/kafka.sh
 LOCAL_BROKER := 127.0.0.1:$(KAFKA_PORT)
 
-.PHONY: install tools broker stop run demo test lint bench
+.PHONY: install tools broker stop run demo test lint bench bench-e2e
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,3 +66,10 @@ lint: install
 bench: install
 	$(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.deadline_index
+
+# End to end through Kafka, side by side with bare Faust, raw aiokafka and Quix Streams.
+bench-e2e: install
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	test -x var/bench-quix-venv/bin/python || { $(PYTHON) -m venv var/bench-quix-venv && \
+	  var/bench-quix-venv/bin/pip install --quiet quixstreams==3.28.1; }
+	$(BIN)/python -m bench.run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -110,3 +111,21 @@ def test_instants_keep_microseconds_and_stay_utc() -> None:
 def test_undecodable_values_raise_corrupt_state(raw: bytes) -> None:
     with pytest.raises(codec.CorruptState):
         codec.decode_state(raw)
+
+
+def test_encoded_states_are_right_sized() -> None:
+    """Table values live long: an encoding must not keep a serializer's spare buffer."""
+    opened = ev(
+        "e1",
+        "ticket.opened",
+        0,
+        "T-1",
+        {"customer_id": "c", "support_tier": "premium", "severity": "urgent"},
+    )
+    state = engine.decide(None, parse_event(opened), load_policy()).state
+    assert state is not None
+    tracemalloc.start()
+    kept = [codec.encode_state(state) for _ in range(1000)]
+    retained = tracemalloc.get_traced_memory()[0] / len(kept)
+    tracemalloc.stop()
+    assert retained < 2 * len(kept[0]) + 64

@@ -6,7 +6,7 @@ Never a ticket, customer or maintenance id.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -96,10 +96,3 @@ class Metrics:
 
     def watch(self, gauges: Gauges) -> None:
         self.registry.register(_ScrapeTimeCollector(gauges))
-
-
-def count_by(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    counts: dict[tuple[str, str], int] = {}
-    for pair in pairs:
-        counts[pair] = counts.get(pair, 0) + 1
-    return counts

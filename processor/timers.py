@@ -62,9 +62,6 @@ class Deadlines:
     def release(self, partition: int) -> None:
         self.partitions.pop(partition, None)
 
-    def release_all(self) -> None:
-        self.partitions.clear()
-
     def arm(self, partition: int, key: str, due: datetime | None) -> None:
         clock = self.partitions.get(partition)
         if clock is None:

@@ -34,9 +34,6 @@ class Topology:
     def partitions(self) -> int:
         return self.settings.topic_partitions
 
-    def internal_topic_names(self) -> list[str]:
-        return [self.rekeyed.get_topic_name(), self.ticks.get_topic_name()]
-
 
 def broker_url(servers: str) -> str:
     return ";".join(f"kafka://{s.strip()}" for s in servers.removeprefix("kafka://").split(","))

@@ -9,7 +9,7 @@ from processor.sla import maintenance, ticket
 from processor.sla.maintenance import Maintenance, MaintenanceDecision
 from processor.sla.policy import Policy
 from processor.sla.ticket import Decision, Ticket
-from schemas.cloudevents import InputEvent, MaintenanceEvent, TicketEvent
+from schemas.cloudevents import InputEvent, MaintenanceEvent
 
 State: TypeAlias = Ticket | Maintenance
 AnyDecision: TypeAlias = Decision | MaintenanceDecision
@@ -42,4 +42,4 @@ def domain_of(event: InputEvent) -> str:
     return "maintenance" if isinstance(event, MaintenanceEvent) else "ticket"
 
 
-__all__ = ["AnyDecision", "State", "TicketEvent", "advance", "decide", "domain_of", "next_deadline"]
+__all__ = ["AnyDecision", "State", "advance", "decide", "domain_of", "next_deadline"]

@@ -108,6 +108,7 @@ def assemble(
             stream.deadlines,
             stream.send_tick,
             paused=lambda: bool(app.rebalancing or app.in_recovery),
+            catch_up=stream.catch_up,
         )
 
     app.task(deadlines)

@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var/sla-processor")
     processing_guarantee: ProcessingGuarantee = ProcessingGuarantee.AT_LEAST_ONCE
 
+    # A crashed worker keeps its partitions, and their deadlines, until its session times out;
+    # the broker refuses less than its group.min.session.timeout.ms (6 s by default).
+    session_timeout_seconds: float = Field(default=10.0, ge=6.0, le=1800.0)
+    # How long the producer waits to fill a batch: throughput for latency (outputs, timers).
+    producer_linger_seconds: float = Field(default=0.0, ge=0.0, le=1.0)
+    commit_interval_seconds: float = Field(default=2.8, gt=0.0, le=60.0)
+
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

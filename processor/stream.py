@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from faust.types import EventT, TableT
+from faust.types import TP, EventT, TableT
 
 from processor import codec
 from processor.metrics import Metrics
@@ -30,7 +31,7 @@ from processor.sla.outputs import (
 )
 from processor.sla.policy import Policy
 from processor.sla.ticket import Phase, Ticket
-from processor.timers import Deadlines, epoch, instant
+from processor.timers import Backlog, Deadlines, epoch, instant
 from processor.topology import Topology
 from schemas.cloudevents import (
     MAINTENANCE_TYPES,
@@ -98,11 +99,15 @@ class SlaStream:
         self._rekeyed = topology.rekeyed.get_topic_name()
         self._ticks = topology.ticks.get_topic_name()
         self._eos = settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE
+        self._backlog_topics = [*self._inputs, self._rekeyed]
+        self._holding = False  # some owned partition is still reading its backlog
 
     # -- records ------------------------------------------------------------------------------
 
     async def handle(self, event: EventT[bytes]) -> None:
         message = event.message
+        if self._holding:
+            self.deadlines.note(message.partition, message.topic, message.offset)
         key = message.key if isinstance(message.key, bytes) else None
         origin = Origin(message.topic, message.partition, message.offset, key)
         # A null value (tombstone) stays null on its way to the dead-letter topic.
@@ -269,8 +274,10 @@ class SlaStream:
                 partition,
                 DeadlineIndex.from_items(items[partition]),
                 None if mark is None else epoch(mark),
+                held=True,
             )
             self.open_tickets[partition] = counts[partition]
+        self._holding = True
         elapsed = (self.clock() - started).total_seconds()
         self.metrics.rebuilds.observe(elapsed)
         log.info(
@@ -286,6 +293,40 @@ class SlaStream:
         for partition in partitions:
             self.deadlines.release(partition)
             self.open_tickets.pop(partition, None)
+        self._holding = bool(self.deadlines.held())
+
+    async def catch_up(self) -> None:
+        """Let held partitions fire once the records their inputs held at take-over are processed.
+
+        Only what this worker reads counts: an event re-keyed to a partition by another worker
+        after the take-over is a late event (its deadlines fire as `_overdue` says).
+        """
+        consumer = self.topology.app.consumer
+        for partition in self.deadlines.held():
+            clock = self.deadlines.partitions[partition]
+            tps = [TP(topic, partition) for topic in self._backlog_topics]
+            if clock.backlog is None:
+                # The end offsets of the first fetch after the take-over (the last stable ones
+                # in exactly-once mode); none before that fetch.
+                ends = [consumer.highwater(tp) for tp in tps]
+                if any(end is None for end in ends):
+                    continue
+                clock.backlog = Backlog(
+                    {tp.topic: end for tp, end in zip(tps, ends, strict=True)}, time.monotonic()
+                )
+            backlog = clock.backlog
+            unread = backlog.unread()
+            found = await asyncio.gather(*(consumer.position(TP(t, partition)) for t in unread))
+            if backlog.read(dict(zip(unread, found, strict=True)), time.monotonic()):
+                self.deadlines.unhold(partition)
+                log.info(
+                    "backlog processed, deadlines fire",
+                    extra={
+                        "partition": partition,
+                        "seconds": round(time.monotonic() - backlog.started, 3),
+                    },
+                )
+        self._holding = bool(self.deadlines.held())
 
     def _rearm_due(
         self, state: engine.State, mark: datetime | None, now: datetime

@@ -26,8 +26,13 @@ log = logging.getLogger(__name__)
 TICK_RETRY_SECONDS = 5.0
 # The loop re-checks at least this often, so a missed wake-up costs at most this much lateness.
 MAX_SLEEP_SECONDS = 1.0
-# While the app rebalances or recovers, the loop looks again this often.
+# While the app rebalances or recovers, or a partition reads its backlog, the loop looks again
+# this often.
 PAUSED_POLL_SECONDS = 0.1
+# A source partition whose fetch position passed its backlog is read once no record of the
+# partition has been processed for this long (a commit marker or an aborted transaction at the
+# end leaves no last record to see).
+BACKLOG_QUIET_SECONDS = 0.3
 
 
 def epoch(moment: datetime) -> float:
@@ -39,12 +44,46 @@ def instant(seconds: float) -> datetime:
 
 
 @dataclass(slots=True)
+class Backlog:
+    """What a newly owned partition must process before its deadlines fire.
+
+    After a crash or a rebalance the partition's inputs may hold events its state has not seen
+    yet (a resolve, a lowered severity): firing first would emit what those events cancel.
+    `ends` are the source partitions' end offsets when the partition was taken over; `seen` the
+    offset after the last record processed from each.
+    """
+
+    ends: dict[str, int]
+    started: float  # monotonic
+    seen: dict[str, int] = field(default_factory=dict)
+    last_seen: float = 0.0
+
+    def note(self, topic: str, offset: int, monotonic: float) -> None:
+        self.seen[topic] = offset + 1
+        self.last_seen = monotonic
+
+    def unread(self) -> list[str]:
+        """Source topics whose last record before the end has not been processed (yet)."""
+        return [t for t, end in self.ends.items() if self.seen.get(t, 0) < end]
+
+    def read(self, positions: dict[str, int | None], monotonic: float) -> bool:
+        """Whether everything is processed, given the fetch positions of the `unread` topics."""
+        quiet = monotonic - max(self.last_seen, self.started) >= BACKLOG_QUIET_SECONDS
+        return all(quiet and (positions.get(t) or 0) >= self.ends[t] for t in self.unread())
+
+
+@dataclass(slots=True)
 class PartitionClock:
-    """One owned partition: its deadline index and fired watermark (epoch seconds)."""
+    """One owned partition: its deadline index and fired watermark (epoch seconds).
+
+    A partition is *held* (no ticks) from its take-over until its backlog is processed.
+    """
 
     index: DeadlineIndex
     fired_up_to: float | None
     tick_sent_at: float | None = None  # monotonic time of the tick in flight
+    held: bool = False
+    backlog: Backlog | None = None
 
 
 @dataclass(slots=True)
@@ -55,9 +94,27 @@ class Deadlines:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _next_check: float = 0.0
 
-    def own(self, partition: int, index: DeadlineIndex, fired_up_to: float | None) -> None:
-        self.partitions[partition] = PartitionClock(index, fired_up_to)
+    def own(
+        self, partition: int, index: DeadlineIndex, fired_up_to: float | None, *, held: bool = False
+    ) -> None:
+        self.partitions[partition] = PartitionClock(index, fired_up_to, held=held)
         self._wake.set()
+
+    def held(self) -> list[int]:
+        return [p for p, clock in self.partitions.items() if clock.held]
+
+    def note(self, partition: int, topic: str, offset: int) -> None:
+        """A record of a source partition was processed (it counts towards a held backlog)."""
+        clock = self.partitions.get(partition)
+        if clock is not None and clock.backlog is not None:
+            clock.backlog.note(topic, offset, time.monotonic())
+
+    def unhold(self, partition: int) -> None:
+        clock = self.partitions.get(partition)
+        if clock is not None:
+            clock.held = False
+            clock.backlog = None
+            self._wake.set()
 
     def release(self, partition: int) -> None:
         self.partitions.pop(partition, None)
@@ -81,6 +138,8 @@ class Deadlines:
         """Partitions with a deadline due and no tick in flight (or one presumed lost)."""
         due = []
         for partition, clock in self.partitions.items():
+            if clock.held:
+                continue
             earliest = clock.index.peek()
             if earliest is None or earliest > now:
                 continue
@@ -97,16 +156,17 @@ class Deadlines:
             clock.tick_sent_at = None
 
     def earliest(self) -> float | None:
-        dues = [c.index.peek() for c in self.partitions.values() if c.tick_sent_at is None]
+        dues = [
+            c.index.peek()
+            for c in self.partitions.values()
+            if c.tick_sent_at is None and not c.held
+        ]
         return min((d for d in dues if d is not None), default=None)
 
     async def sleep(self, now: float) -> None:
         earliest = self.earliest()
-        delay = (
-            MAX_SLEEP_SECONDS
-            if earliest is None
-            else min(max(earliest - now, 0.0), MAX_SLEEP_SECONDS)
-        )
+        longest = PAUSED_POLL_SECONDS if self.held() else MAX_SLEEP_SECONDS
+        delay = longest if earliest is None else min(max(earliest - now, 0.0), longest)
         self._next_check = now + delay
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
@@ -121,8 +181,12 @@ async def tick_loop(
     send_tick: Callable[[int, float], Awaitable[None]],
     paused: Callable[[], bool],
     clock: Callable[[], float] = time.time,
+    catch_up: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Ask for ticks forever; an error is logged and the loop goes on (an escaped one stops Faust)."""
+    """Ask for ticks forever; an error is logged and the loop goes on (an escaped one stops Faust).
+
+    `catch_up` releases held partitions whose backlog has been processed.
+    """
     while True:
         try:
             await deadlines.sleep(clock())
@@ -130,6 +194,8 @@ async def tick_loop(
                 # With a deadline already due `sleep` returns at once: poll, do not spin.
                 await asyncio.sleep(PAUSED_POLL_SECONDS)
                 continue
+            if catch_up is not None and deadlines.held():
+                await catch_up()
             now = clock()
             for partition in deadlines.due_partitions(now, time.monotonic()):
                 try:

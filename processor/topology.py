@@ -14,7 +14,6 @@ from processor.sla.outputs import OutputTopic
 
 # RocksDB's default 2 GiB block cache would dwarf a 2-core worker; state values are small.
 ROCKSDB_OPTIONS = {"block_cache_size": 64 * 1024 * 1024}
-SESSION_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +110,10 @@ def build(settings: Settings) -> Topology:
         # out: Faust's 60 s default would stall timers that long (and a restarted worker as
         # well). Heartbeats come from the consumer's own thread, so a busy stream cannot
         # miss them.
-        broker_session_timeout=SESSION_TIMEOUT_SECONDS,
-        broker_heartbeat_interval=1.0,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=min(1.0, settings.session_timeout_seconds / 3),
+        broker_commit_interval=settings.commit_interval_seconds,
+        producer_linger=settings.producer_linger_seconds,
         # Faust would read un-prefixed variables (WEB_BIND, PROCESSING_GUARANTEE, BROKER_URL...)
         # from the environment over these arguments: the SLA_ settings alone configure the app.
         env={},

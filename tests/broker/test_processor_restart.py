@@ -111,6 +111,48 @@ def _assert_in_rocksdb(worker: Worker, subject: str) -> None:
     assert [type(s) for s in found] == [Ticket], found
 
 
+# -- the backlog before the deadlines --------------------------------------------------------
+
+
+def test_a_restarted_worker_reads_its_backlog_before_firing(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A ticket closed while the worker was down, its breach due during the downtime: after the
+    restart the close (behind 4,000 other records of its partition) is applied before any tick,
+    so the breach the close cancelled is never emitted."""
+    worker = Worker(kafka_bootstrap, tmp_path / "worker", {"SLA_STORE": "memory://"})
+    worker.create_topics()
+    worker.start()
+    base = datetime.now(UTC)
+    tickets = worker.settings.topic_tickets
+    # R-HIGH premium: step 1 at once, breach at +5 s; closed at +1 s while the worker is down.
+    first = [opened("b1", at(base, 0), "B-HIGH", "high", "premium")]
+    # Padded to span several fetches (1 MiB per partition each), so that the tick asked for
+    # at the restart lands in the middle of the backlog.
+    pad = {"customer_id": "c", "support_tier": "basic", "severity": "low", "notes": "x" * 2000}
+    filler = [event(f"f{i}", "ticket.opened", at(base, 1), f"F-{i:04d}", pad) for i in range(4000)]
+    close = [event("b2", "ticket.closed", at(base, 1), "B-HIGH")]
+    try:
+        asyncio.run(produce(kafka_bootstrap, [(tickets, b"B-HIGH", v) for v in first]))
+        before = asyncio.run(consume(kafka_bootstrap, worker.outputs, seconds=8, expect=1))
+        assert len(before) == 1, [r.value for r in before]
+        assert worker.stop() == 0, worker.tail()
+        backlog = [(tickets, b"B-HIGH", v) for v in [*filler, *close]]
+        asyncio.run(produce(kafka_bootstrap, backlog))
+        sleep_until(base + timedelta(seconds=6))
+        worker.start()
+        sleep_until(base + timedelta(seconds=12))
+        got = asyncio.run(consume(kafka_bootstrap, worker.outputs, seconds=3))
+    finally:
+        worker.stop()
+
+    expected = replayed([*first, *filler, *close], base + timedelta(seconds=12))
+    mine = [comparable(r.value) for r in got if orjson.loads(r.value)["subject"] == "B-HIGH"]
+    assert [e for e in expected if e["subject"] == "B-HIGH"] == mine
+    assert [(e["type"], e["data"].get("step")) for e in mine] == [("sla.escalation", 1)]
+    assert "backlog processed, deadlines fire" in worker.log.read_text()
+
+
 # -- (c), (d): SIGKILL while events keep coming ---------------------------------------------------
 
 SPREAD = 6.0  # seconds over which tickets are opened

@@ -133,7 +133,7 @@ class Worker:
         """SIGKILL, then wait until the broker has dropped the dead member from the group.
 
         A killed consumer cannot leave its group: its partitions stay with it until its session
-        times out (processor.topology.SESSION_TIMEOUT_SECONDS); a worker started earlier would
+        times out (SLA_SESSION_TIMEOUT_SECONDS); a worker started earlier would
         only wait for that inside its own join.
         """
         assert self.stop(signal.SIGKILL) == -signal.SIGKILL

@@ -10,7 +10,14 @@ from datetime import UTC, datetime
 import pytest
 
 from processor.sla.deadlines import DeadlineIndex
-from processor.timers import MAX_SLEEP_SECONDS, TICK_RETRY_SECONDS, Deadlines, tick_loop
+from processor.timers import (
+    BACKLOG_QUIET_SECONDS,
+    MAX_SLEEP_SECONDS,
+    TICK_RETRY_SECONDS,
+    Backlog,
+    Deadlines,
+    tick_loop,
+)
 
 
 def at(seconds: float) -> datetime:
@@ -192,3 +199,50 @@ async def _until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
+
+
+# -- held partitions: the backlog first ------------------------------------------------------
+
+
+def test_a_held_partition_gets_no_tick_until_released() -> None:
+    d = Deadlines()
+    d.own(0, DeadlineIndex(), None, held=True)
+    d.arm(0, "t:a", at(100.0))
+    assert (d.due_partitions(200.0, monotonic=0.0), d.earliest(), d.held()) == ([], None, [0])
+    d.unhold(0)
+    assert (d.due_partitions(200.0, monotonic=0.0), d.held()) == ([0], [])
+
+
+def test_a_backlog_is_read_when_its_last_records_are_processed() -> None:
+    b = Backlog({"in": 10, "rekeyed": 0}, started=0.0)
+    assert b.unread() == ["in"]
+    b.note("in", 8, monotonic=1.0)
+    assert not b.read({"in": 10}, monotonic=1.1)  # offset 9 handed over, not processed yet
+    b.note("in", 9, monotonic=1.2)
+    assert b.unread() == []
+    assert b.read({}, monotonic=1.2)
+
+
+def test_a_backlog_ending_in_a_marker_is_read_once_quiet_past_its_end() -> None:
+    # A transaction's commit marker at offset 9: the last record a consumer sees is 8.
+    b = Backlog({"in": 10}, started=0.0)
+    b.note("in", 8, monotonic=1.0)
+    assert not b.read({"in": 9}, monotonic=5.0)  # the fetch position is short of the end
+    assert not b.read({"in": 10}, monotonic=1.0 + BACKLOG_QUIET_SECONDS / 2)
+    assert b.read({"in": 10}, monotonic=1.0 + BACKLOG_QUIET_SECONDS)
+
+
+def test_an_empty_backlog_is_read_after_the_quiet_time() -> None:
+    b = Backlog({"in": 5}, started=0.0)  # committed at the end: nothing to process
+    assert not b.read({"in": 5}, monotonic=0.0)
+    assert b.read({"in": 5}, monotonic=BACKLOG_QUIET_SECONDS)
+
+
+def test_records_count_only_while_a_backlog_is_known() -> None:
+    d = Deadlines()
+    d.own(3, DeadlineIndex(), None, held=True)
+    d.note(3, "in", 4)  # before the end offsets are known: nothing to update
+    d.partitions[3].backlog = Backlog({"in": 5}, started=time.monotonic())
+    d.note(3, "in", 4)
+    d.note(9, "in", 4)  # not owned: ignored
+    assert d.partitions[3].backlog.unread() == []  # type: ignore[union-attr]

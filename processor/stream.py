@@ -224,7 +224,9 @@ class SlaStream:
         acks = [await self._fire(partition, key, upto, clock.fired_up_to) for key, _ in due]
         await asyncio.gather(*(ack for batch in acks for ack in batch))
         clock.fired_up_to = epoch(upto)
-        self.topology.watermarks[str(partition)] = str(int(epoch(upto) * 1_000_000)).encode()
+        self.topology.watermarks[str(partition).encode()] = str(
+            int(epoch(upto) * 1_000_000)
+        ).encode()
         if remaining is not None and remaining <= epoch(self.clock()):
             self.deadlines.wake()
 
@@ -339,16 +341,16 @@ class SlaStream:
         return now if advanced.state is None else advanced.next_deadline
 
     def _watermark(self, partition: int) -> datetime | None:
-        raw = self.topology.watermarks.get(str(partition))
+        raw = self.topology.watermarks.get(str(partition).encode())
         return None if raw is None else instant(0) + int(raw) * _US
 
     # -- tables -------------------------------------------------------------------------------
 
-    def _table(self, domain: str) -> TableT[str, bytes]:
+    def _table(self, domain: str) -> TableT[bytes, bytes]:
         return self.topology.maintenances if domain == "maintenance" else self.topology.tickets
 
-    def _load(self, table: TableT[str, bytes], subject: str) -> Any:
-        raw = table.get(subject)
+    def _load(self, table: TableT[bytes, bytes], subject: str) -> Any:
+        raw = table.get(subject.encode())
         if raw is None:
             return None
         try:
@@ -359,16 +361,16 @@ class SlaStream:
 
     def _store(
         self,
-        table: TableT[str, bytes],
+        table: TableT[bytes, bytes],
         subject: str,
         state: engine.State | None,
         partition: int,
         before: engine.State | None,
     ) -> None:
         if state is None:
-            table.pop(subject, None)
+            table.pop(subject.encode(), None)
         else:
-            table[subject] = codec.encode_state(state)
+            table[subject.encode()] = codec.encode_state(state)
         self._count_open(partition, before, state)
 
     def _count_open(self, partition: int, before: Any, after: Any) -> None:

@@ -25,9 +25,9 @@ class Topology:
     ticks: TopicT
     outputs: dict[OutputTopic, TopicT]
     dead_letters: dict[str, TopicT]  # input topic name -> its dead-letter topic
-    tickets: TableT[str, bytes]
-    maintenances: TableT[str, bytes]
-    watermarks: TableT[str, bytes]
+    tickets: TableT[bytes, bytes]
+    maintenances: TableT[bytes, bytes]
+    watermarks: TableT[bytes, bytes]
 
     @property
     def partitions(self) -> int:
@@ -73,13 +73,14 @@ def _raw_topic(
     )
 
 
-def _table(app: faust.App, name: str, settings: Settings) -> TableT[str, bytes]:
+def _table(app: faust.App, name: str, settings: Settings) -> TableT[bytes, bytes]:
     # Faust derives a table's serializers from key_type/value_type only (a `schema` is not
     # consulted): without value_type=bytes, values would be JSON-decoded on recovery and reads.
-    # Keys stay JSON strings in the changelog, as Faust writes them for str keys.
-    table: TableT[str, bytes] = app.Table(
+    # Keys are bytes (the subject in UTF-8): a `str` key would be JSON-encoded in the changelog
+    # ("T-1" with the quotes), and Faust's table routing would hash that, not the subject.
+    table: TableT[bytes, bytes] = app.Table(
         name,
-        key_type=str,
+        key_type=bytes,
         value_type=bytes,
         partitions=settings.topic_partitions,
         options=ROCKSDB_OPTIONS if settings.store == "rocksdb://" else None,

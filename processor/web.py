@@ -85,7 +85,7 @@ def install(
     class TicketView(View):
         @app.table_route(table=topology.tickets, match_info="ticket_id")  # type: ignore[arg-type]  # faust types views without match_info arguments
         async def get(self, request: Request, ticket_id: str) -> Response:
-            raw = topology.tickets.get(ticket_id)
+            raw = topology.tickets.get(ticket_id.encode())
             state = current(raw) if raw is not None else None
             if not isinstance(state, Ticket):
                 return self.json({"error": "not_found", "ticket_id": ticket_id}, status=404)
@@ -95,7 +95,7 @@ def install(
     class MaintenanceView(View):
         @app.table_route(table=topology.maintenances, match_info="maintenance_id")  # type: ignore[arg-type]
         async def get(self, request: Request, maintenance_id: str) -> Response:
-            raw = topology.maintenances.get(maintenance_id)
+            raw = topology.maintenances.get(maintenance_id.encode())
             state = current(raw) if raw is not None else None
             if not isinstance(state, Maintenance):
                 return self.json(

@@ -105,7 +105,7 @@ def _assert_in_rocksdb(worker: Worker, subject: str) -> None:
     for db in databases:
         table = Rdict(str(db), Options(raw_mode=True), access_type=AccessType.read_only())
         try:
-            found += [codec.decode_state(v) for k, v in table.items() if k == orjson.dumps(subject)]
+            found += [codec.decode_state(v) for k, v in table.items() if k == subject.encode()]
         finally:
             table.close()
     assert [type(s) for s in found] == [Ticket], found

@@ -1,7 +1,11 @@
-"""The settings reach the Faust app they configure."""
+"""The settings reach the Faust app they configure; table keys route like the subject."""
 
 from __future__ import annotations
 
+import pytest
+from aiokafka.partitioner import murmur2
+
+from processor.partitioning import partition_of
 from processor.settings import Settings
 from processor.topology import build
 
@@ -24,3 +28,16 @@ def test_defaults_favour_latency() -> None:
     conf = build(Settings(store="memory://")).app.conf
     assert conf.broker_session_timeout == 10
     assert conf.producer_linger == 0
+
+
+@pytest.mark.parametrize("subject", ["T-1", "ticket/ä-42", "M" * 200])
+def test_table_keys_route_to_the_subjects_partition(subject: str) -> None:
+    """The changelog key is what Faust's table routing hashes: it must be the subject's bytes
+    (a `str` key would be JSON-encoded, quotes and all, and hash to another partition)."""
+    topology = build(Settings(store="memory://", topic_partitions=8))
+    for table in (topology.tickets, topology.maintenances):
+        # table_route passes the URL's text; the stream writes the subject's bytes.
+        for given in (subject, subject.encode()):
+            key = table.changelog_topic.prepare_key(given, None)[0]
+            assert key == subject.encode()
+            assert (murmur2(key) & 0x7FFFFFFF) % 8 == partition_of(subject, 8)

@@ -242,8 +242,8 @@ async def _produce_in_real_time(
 
 @pytest.mark.parametrize(
     ("guarantee", "kills"),
-    # Each exactly-once restart spends ~12 s in Faust's recovery (it waits out two 5 s queue
-    # timeouts before it takes the commit markers at the changelogs' ends for aborted data).
+    # An exactly-once restart takes ~6 s (recovery must find the commit markers at the
+    # changelogs' ends; processor.service.shorten_recovery_idle_wait).
     [("at_least_once", 2), ("exactly_once", 1)],
 )
 def test_sigkill_mid_stream_loses_nothing(

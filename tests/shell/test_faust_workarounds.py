@@ -1,0 +1,72 @@
+"""The two work-rounds of faust-streaming 0.15 defects in processor.service, on their own.
+
+The broker tests show their effect end to end (restarts in both guarantees); these pin what each
+one changes, and what it leaves alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import types
+from typing import Any
+
+import faust.tables.recovery
+from mode.utils.queues import FlowControlEvent, FlowControlQueue
+
+from processor.service import (
+    RECOVERY_IDLE_SECONDS,
+    keep_queues_on_redundant_resume,
+    shorten_recovery_idle_wait,
+)
+
+
+async def test_a_resume_while_flowing_keeps_queued_records() -> None:
+    flow = FlowControlEvent()
+    keep_queues_on_redundant_resume(flow)
+    queue: FlowControlQueue[int] = FlowControlQueue(flow_control=flow, clear_on_resume=True)
+    flow.resume()  # the start: nothing queued
+    await queue.put(1)
+    flow.resume()  # recovery's second resume, records already fetched
+    assert queue.qsize() == 1
+    flow.suspend()  # a rebalance: what is queued is stale, and is dropped at the resume
+    flow.resume()
+    assert queue.qsize() == 0
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.timeouts: list[float | None] = []
+
+    async def wait_for(self, awaitable: Any, timeout: float | None) -> Any:
+        self.timeouts.append(timeout)
+        return await awaitable
+
+
+async def test_only_the_changelog_idle_wait_is_shortened() -> None:
+    recorder = _Recorder()
+    module = types.SimpleNamespace(asyncio=recorder)
+    shorten_recovery_idle_wait(module)
+    shorten_recovery_idle_wait(module)  # idempotent: one shim, not two
+    patched = module.asyncio
+
+    async def value() -> int:
+        return 7
+
+    assert await patched.wait_for(value(), timeout=5.0) == 7  # the idle wait
+    assert await patched.wait_for(value(), timeout=90.0) == 7  # a seek: untouched
+    assert recorder.timeouts == [RECOVERY_IDLE_SECONDS, 90.0]
+
+
+def test_the_shim_passes_the_rest_of_asyncio_through() -> None:
+    module = types.SimpleNamespace(asyncio=asyncio)
+    shorten_recovery_idle_wait(module)
+    assert module.asyncio.TimeoutError is asyncio.TimeoutError
+    assert module.asyncio.sleep is asyncio.sleep
+
+
+def test_faust_still_has_the_wait_this_shortens() -> None:
+    """If faust's recovery changes, the shim must be revisited (it keys on the literal 5 s)."""
+    import inspect
+
+    source = inspect.getsource(faust.tables.recovery)
+    assert "changelog_queue.get(), timeout=5.0" in source

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 # Deadlines fired per tick; a larger burst continues on the next tick, right away.
 TICK_BATCH = 20_000
 _US = timedelta(microseconds=1)
+_CUT_MARGIN = timedelta(milliseconds=1)
 _ORIGIN = ("sla-origin-topic", "sla-origin-partition", "sla-origin-offset")
 
 
@@ -218,15 +219,20 @@ class SlaStream:
             return
         due = clock.index.pop_due(epoch(upto), TICK_BATCH)
         remaining = clock.index.peek()
-        # With a batch cut short, only what is due before the first unfired deadline is complete.
+        # The popped keys fire up to the tick's instant; but with the batch cut short, only what
+        # is due before the first unfired deadline is complete, and the watermark says no more
+        # (kept a millisecond clear of it: epoch floats are exact to a microsecond at best). Many
+        # deadlines at one instant thus drain over several ticks.
+        mark = upto
         if remaining is not None and remaining <= epoch(upto):
-            upto = instant(remaining) - _US
+            mark = min(upto, instant(remaining) - _CUT_MARGIN)
         acks = [await self._fire(partition, key, upto, clock.fired_up_to) for key, _ in due]
         await asyncio.gather(*(ack for batch in acks for ack in batch))
-        clock.fired_up_to = epoch(upto)
-        self.topology.watermarks[str(partition).encode()] = str(
-            int(epoch(upto) * 1_000_000)
-        ).encode()
+        if clock.fired_up_to is None or epoch(mark) > clock.fired_up_to:
+            clock.fired_up_to = epoch(mark)
+            self.topology.watermarks[str(partition).encode()] = str(
+                int(epoch(mark) * 1_000_000)
+            ).encode()
         if remaining is not None and remaining <= epoch(self.clock()):
             self.deadlines.wake()
 

@@ -1,0 +1,111 @@
+"""`SlaStream._tick` without Kafka: many deadlines at one instant drain over several ticks.
+
+The stream fires at most TICK_BATCH deadlines per tick. A batch cut short in the middle of one
+instant (a mass outage: every ticket opened in the same second) must still fire the popped
+deadlines and leave the rest for the next tick, each exactly once; the stored watermark stays
+short of that instant until all of it has fired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import types
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from processor import codec, stream
+from processor.metrics import Metrics
+from processor.settings import Settings
+from processor.sla import engine
+from processor.sla.outputs import OutputTopic
+from processor.sla.policy import load_policy
+from processor.stream import SlaStream
+from processor.timers import epoch
+from schemas.cloudevents import parse_event
+
+POLICY = load_policy(Path(stream.__file__).parent / "sla" / "demo_policy.toml")
+OPENED = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+BREACH = OPENED + timedelta(seconds=5)  # high, premium: the initial-response target
+
+
+class _Topic:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+
+class _Producer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+
+    async def send(self, topic: str, key: Any, value: bytes, *args: Any, **kwargs: Any) -> Any:
+        self.sent.append((topic, value))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def opened(subject: str) -> engine.State:
+    raw = orjson.dumps({
+        "specversion": "1.0", "id": f"{subject}-1", "source": "t", "type": "ticket.opened",
+        "time": OPENED.isoformat(), "subject": subject,
+        "data": {"customer_id": "c", "support_tier": "premium", "severity": "high"},
+    })  # fmt: skip
+    state = engine.decide(None, parse_event(raw), POLICY).state
+    assert state is not None
+    return state
+
+
+def a_stream(tickets: int) -> tuple[SlaStream, _Producer, dict[bytes, bytes]]:
+    producer = _Producer()
+    watermarks: dict[bytes, bytes] = {}
+    topology = types.SimpleNamespace(
+        settings=Settings(store="memory://", topic_partitions=1),
+        partitions=1,
+        app=types.SimpleNamespace(producer=producer),
+        rekeyed=_Topic("rekeyed"),
+        ticks=_Topic("ticks"),
+        outputs={kind: _Topic(kind.value) for kind in OutputTopic},
+        tickets={f"B-{i:03d}".encode(): codec.encode_state(opened(f"B-{i:03d}")) for i in range(tickets)},
+        maintenances={},
+        watermarks=watermarks,
+    )  # fmt: skip
+    sla = SlaStream(topology, POLICY, Metrics(CollectorRegistry()), lambda: BREACH)  # type: ignore[arg-type]
+    sla.rebuild({0})
+    return sla, producer, watermarks
+
+
+def breaches(producer: _Producer) -> list[str]:
+    return [
+        orjson.loads(v)["subject"]
+        for t, v in producer.sent
+        if orjson.loads(v)["type"] == "sla.breach"
+    ]
+
+
+async def test_one_instant_larger_than_a_batch_drains_over_several_ticks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stream, "TICK_BATCH", 5)
+    sla, producer, watermarks = a_stream(tickets=12)
+    tick = str(int(epoch(BREACH + timedelta(seconds=1)) * 1_000_000)).encode()
+    marks = []
+    for _ in range(3):  # 5 + 5 + 2
+        await sla._tick(0, tick)
+        marks.append(int(watermarks[b"0"]))
+    assert sorted(breaches(producer)) == [f"B-{i:03d}" for i in range(12)]  # each once
+    breach_us = int(epoch(BREACH) * 1_000_000)
+    assert marks[0] < breach_us  # the instant was not complete
+    assert marks[1] < breach_us
+    assert marks[2] == int(tick)  # now it is
+    await sla._tick(0, tick)  # the same tick again: nothing more
+    assert len(breaches(producer)) == 12
+    # Every ticket is re-armed for its next deadline (step 2, 10 s after the opening).
+    assert sla.deadlines.partitions[0].index.peek() == epoch(OPENED + timedelta(seconds=10))

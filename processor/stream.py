@@ -210,6 +210,9 @@ class SlaStream:
         if clock is None:
             return
         clock.tick_sent_at = None
+        # The loop left this partition out of its sleep while the tick was in flight: let it plan
+        # again with the partition's next deadline (else a sparse deadline waited up to a second).
+        self.deadlines.wake()
         try:
             upto = int(raw) * _US + instant(0)
         except ValueError:
@@ -233,8 +236,7 @@ class SlaStream:
             self.topology.watermarks[str(partition).encode()] = str(
                 int(epoch(mark) * 1_000_000)
             ).encode()
-        if remaining is not None and remaining <= epoch(self.clock()):
-            self.deadlines.wake()
+        self.deadlines.wake()  # after the firing's awaits, with the index re-armed
 
     async def _fire(
         self, partition: int, key: str, upto: datetime, watermark: float | None

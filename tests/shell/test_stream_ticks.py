@@ -109,3 +109,16 @@ async def test_one_instant_larger_than_a_batch_drains_over_several_ticks(
     assert len(breaches(producer)) == 12
     # Every ticket is re-armed for its next deadline (step 2, 10 s after the opening).
     assert sla.deadlines.partitions[0].index.peek() == epoch(OPENED + timedelta(seconds=10))
+
+
+async def test_a_returned_tick_wakes_the_loop_to_plan_the_next_deadline() -> None:
+    """While a tick is in flight the loop sleeps without that partition's deadlines; when it
+    comes back the loop must plan again at once, or a sparse deadline waits up to a second."""
+    sla, _, _ = a_stream(tickets=1)
+    tick = str(int(epoch(BREACH) * 1_000_000)).encode()
+    sla.deadlines._wake.clear()
+    await sla._tick(0, tick)
+    assert sla.deadlines._wake.is_set()
+    sla.deadlines._wake.clear()
+    await sla._tick(0, tick)  # a repeated tick, nothing to fire: the loop still plans again
+    assert sla.deadlines._wake.is_set()

@@ -13,7 +13,7 @@ KAFKA_PORT ?= 9092
 KAFKA := deploy/kafka/kafka.sh
 LOCAL_BROKER := 127.0.0.1:$(KAFKA_PORT)
 
-.PHONY: install tools broker stop run demo test lint bench bench-e2e
+.PHONY: install tools broker stop run demo test lint bench bench-e2e bench-timers
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,3 +73,8 @@ bench-e2e: install
 	test -x var/bench-quix-venv/bin/python || { $(PYTHON) -m venv var/bench-quix-venv && \
 	  var/bench-quix-venv/bin/pip install --quiet quixstreams==3.28.1; }
 	$(BIN)/python -m bench.run
+
+# Timer precision (100k, 1M open tickets), a 100k-deadline burst, recovery with 1M tickets.
+bench-timers: install
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench.timers

@@ -58,20 +58,30 @@ def ticket_mix(events: int, policy: Policy, anchor: datetime, seed: int = 2026) 
     return [(key, raw) for *_, key, raw in stamped[:events]]
 
 
-def open_tickets(count: int, prefix: str, now: datetime) -> list[Record]:
+def open_tickets(
+    count: int,
+    prefix: str,
+    now: datetime,
+    due: Sequence[datetime] | None = None,
+    target: timedelta = timedelta(hours=8),
+) -> list[Record]:
     """`count` ticket.opened events, low severity, `time` = now: the first deadline (the
-    initial response) is 8 hours away and nothing else is due before it."""
-    stamp = now.isoformat().replace("+00:00", "Z")
+    initial response) is 8 hours away and nothing else is due before it.
+
+    With `due` (one instant per ticket), ticket i is opened at `due[i] - target` instead, so its
+    initial-response breach (low severity: the only deadline; `target` is the policy's low
+    response target, 8 h in every tier of the default policy) falls due at `due[i]`."""
     tiers = ("premium", "select", "basic")
     records = []
     for i in range(count):
         subject = f"{prefix}-{i:08d}"
+        at = now if due is None else due[i] - target
         body = {
             "specversion": "1.0",
             "id": f"{subject}/0",
             "source": "bench",
             "type": "ticket.opened",
-            "time": stamp,
+            "time": at.isoformat().replace("+00:00", "Z"),
             "subject": subject,
             "data": {"customer_id": f"C-{i % 5000}", "support_tier": tiers[i % 3],
                      "severity": "low"},

@@ -130,17 +130,8 @@ def low_target(policy: Policy) -> timedelta:
 
 
 def cloudevent(subject: str, at: datetime, severity: str, tier: str) -> bytes:
-    return orjson.dumps(
-        {
-            "specversion": "1.0",
-            "id": f"{subject}/0",
-            "source": "bench",
-            "type": "ticket.opened",
-            "time": at.isoformat().replace("+00:00", "Z"),
-            "subject": subject,
-            "data": {"customer_id": "C-probe", "support_tier": tier, "severity": severity},
-        }
-    )
+    data = {"customer_id": "C-probe", "support_tier": tier, "severity": severity}
+    return workload.cloudevent("ticket.opened", subject, at, data)
 
 
 # -- a worker -----------------------------------------------------------------------------------

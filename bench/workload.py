@@ -27,7 +27,7 @@ _TOPIC_EXISTS = 36
 _EVENTS_PER_TICKET = 5.6  # bench/engine.py's mix: 560,731 events for 100,000 tickets
 
 
-def _cloudevent(type_: str, subject: str, at: datetime, data: dict[str, Any], n: int) -> bytes:
+def cloudevent(type_: str, subject: str, at: datetime, data: dict[str, Any], n: int = 0) -> bytes:
     return orjson.dumps(
         {
             "specversion": "1.0",
@@ -52,7 +52,7 @@ def ticket_mix(events: int, policy: Policy, anchor: datetime, seed: int = 2026) 
         subject = f"BENCH-{number:08d}"
         for n, (at, type_, data) in enumerate(ticket_events(rng, policy, number)):
             at += shift
-            raw = _cloudevent(type_, subject, at, data, n)
+            raw = cloudevent(type_, subject, at, data, n)
             stamped.append((at, number, n, subject.encode(), raw))
     stamped.sort(key=lambda item: item[:3])
     return [(key, raw) for *_, key, raw in stamped[:events]]
@@ -76,17 +76,8 @@ def open_tickets(
     for i in range(count):
         subject = f"{prefix}-{i:08d}"
         at = now if due is None else due[i] - target
-        body = {
-            "specversion": "1.0",
-            "id": f"{subject}/0",
-            "source": "bench",
-            "type": "ticket.opened",
-            "time": at.isoformat().replace("+00:00", "Z"),
-            "subject": subject,
-            "data": {"customer_id": f"C-{i % 5000}", "support_tier": tiers[i % 3],
-                     "severity": "low"},
-        }  # fmt: skip
-        records.append((subject.encode(), orjson.dumps(body)))
+        data = {"customer_id": f"C-{i % 5000}", "support_tier": tiers[i % 3], "severity": "low"}
+        records.append((subject.encode(), cloudevent("ticket.opened", subject, at, data)))
     return records
 
 

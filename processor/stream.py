@@ -212,6 +212,7 @@ class SlaStream:
         clock.tick_sent_at = None
         # The loop left this partition out of its sleep while the tick was in flight: let it plan
         # again with the partition's next deadline (else a sparse deadline waited up to a second).
+        # Deadlines re-armed while firing below wake it too, through `Deadlines.arm`.
         self.deadlines.wake()
         try:
             upto = int(raw) * _US + instant(0)
@@ -236,7 +237,6 @@ class SlaStream:
             self.topology.watermarks[str(partition).encode()] = str(
                 int(epoch(mark) * 1_000_000)
             ).encode()
-        self.deadlines.wake()  # after the firing's awaits, with the index re-armed
 
     async def _fire(
         self, partition: int, key: str, upto: datetime, watermark: float | None

@@ -102,11 +102,24 @@ class SlaStream:
         self._eos = settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE
         self._backlog_topics = [*self._inputs, self._rekeyed]
         self._holding = False  # some owned partition is still reading its backlog
+        # Source partitions read since they were (last) assigned: the first record of each is
+        # logged, to show where a take-over resumed.
+        self._reading: set[tuple[str, int]] = set()
 
     # -- records ------------------------------------------------------------------------------
 
     async def handle(self, event: EventT[bytes]) -> None:
         message = event.message
+        if (message.topic, message.partition) not in self._reading:
+            self._reading.add((message.topic, message.partition))
+            log.info(
+                "partition read from",
+                extra={
+                    "topic": message.topic,
+                    "partition": message.partition,
+                    "offset": message.offset,
+                },
+            )
         if self._holding:
             self.deadlines.note(message.partition, message.topic, message.offset)
         key = message.key if isinstance(message.key, bytes) else None
@@ -300,6 +313,7 @@ class SlaStream:
         )
 
     def release(self, partitions: set[int]) -> None:
+        self._reading = {tp for tp in self._reading if tp[1] not in partitions}
         for partition in partitions:
             self.deadlines.release(partition)
             self.open_tickets.pop(partition, None)

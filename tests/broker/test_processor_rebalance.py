@@ -82,6 +82,38 @@ def key(value: bytes) -> bytes:
     return subject.encode() if int(subject[-2:]) % 2 else b"tenant"
 
 
+View = tuple[int, bytes]
+
+
+def settled_views(
+    first: Worker, second: Worker, base: datetime, until: datetime
+) -> dict[tuple[str, str], View]:
+    """`GET /tickets/{id}` for every ticket on both workers, asked again until every answer
+    is found and shows the response (or `until`); the last answers."""
+    while True:
+        views = {
+            (name, f"RB-{i:02d}"): worker.get(f"/tickets/RB-{i:02d}")
+            for name, worker in (("first", first), ("second", second))
+            for i in range(TICKETS)
+        }
+        found = all(code == 200 for code, _ in views.values())
+        if found and not stale({k: orjson.loads(b) for k, (_, b) in views.items()}, base):
+            return views
+        if datetime.now(UTC) >= until:
+            return views
+        time.sleep(0.5)
+
+
+def stale(answers: dict[tuple[str, str], Any], base: datetime) -> dict[tuple[str, str], Any]:
+    """The answers whose `responded_at` is not the response the test sent (or its absence)."""
+    response = rfc3339(base + timedelta(seconds=RESPOND))
+    return {
+        where: body.get("responded_at")
+        for where, body in answers.items()
+        if body.get("responded_at") != (response if answered(int(where[1][-2:])) else None)
+    }
+
+
 def rebuilt_partitions(worker: Worker) -> list[list[int]]:
     found = re.findall(
         r'"deadline indexes rebuilt","partitions":\[([0-9,]*)\]', worker.log.read_text()
@@ -110,12 +142,11 @@ def test_a_worker_joins_and_leaves_without_losing_a_deadline(
             second.start()
         sleep_until(base + timedelta(seconds=RESPOND))
         asyncio.run(produce(kafka_bootstrap, [(tickets, key(v), v) for v in responded]))
-        time.sleep(4)  # applied by the owners
-        views = {
-            (name, f"RB-{i:02d}"): worker.get(f"/tickets/RB-{i:02d}")
-            for name, worker in (("first", first), ("second", second))
-            for i in range(TICKETS)
-        }
+        # Applied by the owners: asked again until every answer shows it, while both run.
+        asked = datetime.now(UTC)
+        views = settled_views(first, second, base, until=max(base + timedelta(seconds=LEAVE),
+                                                             asked + timedelta(seconds=6)))  # fmt: skip
+        settled = (datetime.now(UTC) - asked).total_seconds()
         sleep_until(base + timedelta(seconds=LEAVE))
         assert second.stop() == 0, second.tail()
         sleep_until(base + timedelta(seconds=HORIZON))
@@ -137,16 +168,11 @@ def test_a_worker_joins_and_leaves_without_losing_a_deadline(
     assert moved <= set(first_rebuilds[-1]), (first_rebuilds, second_rebuilds)
 
     # Queries: answered on either worker, from the owner (the response is in the state).
+    logs = f"after {settled:.1f} s of asking\n{first.excerpt()}\n{second.excerpt()}"
     failed = {where: (code, body[:300]) for where, (code, body) in views.items() if code != 200}
-    assert failed == {}
+    assert failed == {}, logs
     answers = {where: orjson.loads(body) for where, (_, body) in views.items()}
-    response = rfc3339(base + timedelta(seconds=RESPOND))
-    stale = {
-        where: body["responded_at"]
-        for where, body in answers.items()
-        if body["responded_at"] != (response if answered(int(where[1][-2:])) else None)
-    }
-    assert stale == {}
+    assert stale(answers, base) == {}, logs
     assert sum(map(answered, range(TICKETS))) >= TICKETS // 2
     assert all(body["ticket_id"] == subject for (_, subject), body in answers.items())
 

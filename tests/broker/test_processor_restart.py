@@ -297,18 +297,11 @@ def test_sigkill_mid_stream_loses_nothing(
     assert [r.value for r in dead] == []
     arrived = {e["id"] for e in outputs if instant(e["time"]) <= horizon}
     lost = [_show(e) for i, e in expected.items() if i not in arrived]
-    assert lost == [], f"lost; the worker's log said:\n{_log_excerpt(worker)}"
+    assert lost == [], f"lost; the worker's log said:\n{worker.excerpt()}"
     assert [_show(e) for e in outputs if e != later.get(e["id"])] == [], "not replay's"
     if guarantee == "exactly_once":
         assert {i: n for i, n in counts.items() if n > 1} == {}, "an id was delivered twice"
     assert len(expected) > 400, "the scenario should give a few hundred outputs"
-
-
-def _log_excerpt(worker: Worker) -> str:
-    """The log lines that tell what happened around the kills (for a failure's message)."""
-    wanted = ("Ready", "rebuilt", "backlog", "Discarded", "Seek", "seek", "ERROR", "WARNING")
-    lines = worker.log.read_text(errors="replace").splitlines()
-    return "\n".join(line[:300] for line in lines if any(w in line for w in wanted))[-8000:]
 
 
 def _all_of(expected: dict[str, Any]) -> Callable[[list[Any]], bool]:

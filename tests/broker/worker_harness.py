@@ -118,6 +118,14 @@ class Worker:
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
+    def excerpt(self, limit: int = 8000) -> str:
+        """The log lines that tell how partitions moved and where reading resumed (for a failure)."""
+        wanted = ("Ready", "rebuilt", "backlog", "Discarded", "Seek", "seek", "ERROR", "WARNING",
+                  "partition read from", "Joined group", "_on_partitions_assigned", "Signal")  # fmt: skip
+        lines = self.log.read_text(errors="replace").splitlines()
+        kept = "\n".join(line[:300] for line in lines if any(w in line for w in wanted))
+        return f"--- {self.log} ---\n{kept[-limit:]}"
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         assert self.process is not None
         if self.process.poll() is not None:

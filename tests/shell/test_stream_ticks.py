@@ -122,3 +122,28 @@ async def test_a_returned_tick_wakes_the_loop_to_plan_the_next_deadline() -> Non
     sla.deadlines._wake.clear()
     await sla._tick(0, tick)  # a repeated tick, nothing to fire: the loop still plans again
     assert sla.deadlines._wake.is_set()
+
+
+async def test_the_first_record_of_each_assigned_partition_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Where reading resumed after a take-over: one line per topic partition, again after a
+    release (a revocation); the offsets a seek to the committed offsets should give."""
+    sla, _, _ = a_stream(tickets=1)
+    tick = str(int(epoch(BREACH) * 1_000_000)).encode()
+
+    def record(offset: int) -> Any:
+        message = types.SimpleNamespace(topic="ticks", partition=0, offset=offset, key=None)
+        return types.SimpleNamespace(message=message, value=tick)
+
+    caplog.set_level("INFO", logger="processor.stream")
+    for offset in (5, 6, 7):
+        await sla.handle(record(offset))
+    sla.release({0})
+    sla.rebuild({0})
+    await sla.handle(record(3))
+    reads = [r for r in caplog.records if r.getMessage() == "partition read from"]
+    assert [(r.topic, r.partition, r.offset) for r in reads] == [  # type: ignore[attr-defined]
+        ("ticks", 0, 5),
+        ("ticks", 0, 3),
+    ]

@@ -14,6 +14,7 @@ from typing import Any
 import faust
 import faust.tables.recovery as faust_recovery
 import faust.transport.consumer as faust_consumer
+import faust.transport.producer as faust_producer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.types import TP, StreamT
 from mode.utils.queues import FlowControlEvent
@@ -62,6 +63,48 @@ def keep_queues_on_redundant_resume(flow_control: FlowControlEvent) -> None:
     flow_control.resume = resume_clearing_only_after_suspend  # type: ignore[method-assign]
 
 
+def flush_producer_buffer_fully(buffer_class: Any = faust_producer.ProducerBuffer) -> None:
+    """Work round a record loss in faust-streaming 0.15: a producer flush that does not flush.
+
+    Table writes reach Kafka through Faust's `ProducerBuffer`: a queue drained by a background
+    task. Before committing offsets (at-least-once) or giving up partitions, Faust flushes it,
+    but `ProducerBuffer.flush` returns as soon as 0.1 s pass without a message sent, and its
+    size leaves out the message the task has taken but not yet handed to the client. A busy
+    worker therefore committed offsets whose changelog records were still in the buffer; a
+    SIGKILL then lost the state (seen: a restarted worker rejected a ticket's later events as
+    `unknown_ticket`, its opening committed but missing from the recovered table). Here the
+    flush returns only when the buffer is empty and nothing is in hand, so the client's own
+    flush, which follows, covers every table write. A buffer that stopped running with messages
+    left still raises, as Faust's does.
+    """
+    if getattr(buffer_class.flush, "_fully", False):
+        return
+    send_pending = buffer_class._send_pending
+
+    async def send_pending_counted(self: Any, fut: Any) -> None:
+        self._sla_in_hand = getattr(self, "_sla_in_hand", 0) + 1
+        try:
+            await send_pending(self, fut)
+        finally:
+            self._sla_in_hand -= 1
+
+    async def flush_fully(self: Any) -> None:
+        if self.app is not None and self.app.conf.producer_threaded:
+            await buffer_class.flush_atmost(self, None)  # another path, not used here
+            return
+        while self.size or getattr(self, "_sla_in_hand", 0):
+            if self.state != "running" and self.size:
+                raise RuntimeError("Cannot flush: Producer not Running")
+            await asyncio.sleep(BUFFER_FLUSH_POLL_SECONDS)
+
+    flush_fully._fully = True  # type: ignore[attr-defined]
+    buffer_class._send_pending = send_pending_counted
+    buffer_class.flush = flush_fully
+
+
+BUFFER_FLUSH_POLL_SECONDS = 0.001
+
+
 def seek_with_flow_stopped(consumer_class: Any = faust_consumer.Consumer) -> None:
     """Work round a record loss in faust-streaming 0.15: deliveries racing the seek to commits.
 
@@ -94,6 +137,32 @@ def seek_with_flow_stopped(consumer_class: Any = faust_consumer.Consumer) -> Non
 
     perform_seek_with_flow_stopped._flow_stopped = True  # type: ignore[attr-defined]
     consumer_class.perform_seek = perform_seek_with_flow_stopped
+
+
+def log_offset_gaps(consumer_class: Any = faust_consumer.Consumer) -> None:
+    """Log each offset range Faust counts as processed although no record of it was handled.
+
+    Faust fills a jump in a partition's offsets (a transaction marker, compaction) into the
+    offsets it commits. In exactly-once mode the re-key topic's markers make such gaps normal;
+    on a topic written without transactions a gap means records skipped unprocessed, so it is
+    logged as a warning there: the sign of a loss like the one `seek_with_flow_stopped` closes.
+    """
+    if getattr(consumer_class._add_gap, "_logged", False):
+        return
+    add_gap = consumer_class._add_gap
+
+    async def add_gap_logged(self: Any, tp: TP, offset_from: int, offset_to: int) -> None:
+        await add_gap(self, tp, offset_from, offset_to)
+        level = logging.INFO if self.in_transaction else logging.WARNING
+        log.log(
+            level,
+            "offsets counted as processed without a record",
+            extra={"topic": tp.topic, "partition": tp.partition, "from": offset_from,
+                   "to": offset_to},
+        )  # fmt: skip
+
+    add_gap_logged._logged = True  # type: ignore[attr-defined]
+    consumer_class._add_gap = add_gap_logged
 
 
 # Faust's changelog recovery waits this long for the next record before it looks for the end.
@@ -145,6 +214,8 @@ def assemble(
     keep_queues_on_redundant_resume(app.flow_control)
     shorten_recovery_idle_wait()
     seek_with_flow_stopped()
+    log_offset_gaps()
+    flush_producer_buffer_fully()
     metrics = Metrics(registry)
     stream = SlaStream(topology, policy, metrics, clock)
     ticks_topic = topology.ticks.get_topic_name()

@@ -118,10 +118,17 @@ class Worker:
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
+    def skipped_offsets(self) -> list[str]:
+        """Offset ranges Faust counted as processed without a record, outside a transaction:
+        records skipped (no topic here is written with transactions in at-least-once mode)."""
+        lines = self.log.read_text(errors="replace").splitlines()
+        return [line for line in lines if '"WARNING"' in line and "without a record" in line]
+
     def excerpt(self, limit: int = 8000) -> str:
         """The log lines that tell how partitions moved and where reading resumed (for a failure)."""
         wanted = ("Ready", "rebuilt", "backlog", "Discarded", "Seek", "seek", "ERROR", "WARNING",
-                  "partition read from", "Joined group", "_on_partitions_assigned", "Signal")  # fmt: skip
+                  "partition read from", "Joined group", "_on_partitions_assigned", "Signal",
+                  "without a record")  # fmt: skip
         lines = self.log.read_text(errors="replace").splitlines()
         kept = "\n".join(line[:300] for line in lines if any(w in line for w in wanted))
         return f"--- {self.log} ---\n{kept[-limit:]}"

@@ -18,7 +18,8 @@ topics, deleted afterwards. State is loaded two ways, both recorded in the resul
 whose deadlines are measured are produced as ticket.opened events and processed by the worker
 (the realistic path); bulk tickets whose deadlines lie hours ahead are written straight into the
 tickets table's changelog, byte for byte what the worker would have written
-(`codec.encode_state` of `engine.decide` on the same ticket.opened event, keyed by the subject's
+(`codec.encode_state` of `engine.decide` on the same ticket.opened event, with its next deadline
+and the policy's fingerprint as the worker stores it, keyed by the subject's
 bytes, partition = murmur2(subject)), and the worker restores them at start-up; a sample is then
 checked through the worker's /tickets/{id} view.
 
@@ -364,7 +365,9 @@ def states(records: Iterable[workload.Record], policy: Policy) -> list[tuple[int
         decision = engine.decide(None, parse_event(raw), policy)
         assert decision.state is not None
         subject = key.decode()
-        out.append((partition_of(subject, PARTITIONS), key, codec.encode_state(decision.state)))
+        due = engine.next_deadline(decision.state, policy)
+        value = codec.encode_state(decision.state, due, policy.fingerprint)
+        out.append((partition_of(subject, PARTITIONS), key, value))
     return out
 
 
@@ -2016,7 +2019,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             "for T0 (placed from the observed load rate plus a margin; each run records its slack).",
             "Bulk tickets (precision N - D, the recovery state) are written straight to "
             "`<app_id>-tickets-changelog` (compacted, 4 partitions): key = subject UTF-8 bytes, "
-            "value = processor.codec.encode_state(engine.decide(None, ticket.opened).state), "
+            "value = processor.codec.encode_state(state, engine.next_deadline(state), "
+            "policy.fingerprint) with state = engine.decide(None, ticket.opened).state, "
             "partition = murmur2(subject) % 4 (processor.partitioning); checked byte-identical to "
             "what the worker writes for the same event. A fresh worker restores them at start-up "
             "and a sample is read back through GET /tickets/{id} (recorded per run).",

@@ -6,12 +6,13 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP, EventT, TableT
 
 from processor import codec
@@ -271,24 +272,45 @@ class SlaStream:
     # -- partitions ---------------------------------------------------------------------------
 
     def rebuild(self, partitions: set[int]) -> None:
-        """Rebuild the deadline indexes of newly owned partitions from their tables."""
+        """Rebuild the deadline indexes of newly owned partitions from their tables.
+
+        A state stored under the current policy carries its next deadline (`codec.peek`); only
+        one that is due by its partition's watermark (ticks fired part of it), stored under
+        another policy, or stored by version 1 is decoded to compute its deadline again.
+        """
         partitions = {p for p in partitions if p not in self.deadlines.partitions}
         if not partitions:
             return
         started = self.clock()
         marks = {p: self._watermark(p) for p in partitions}
+        marks_us = {p: None if m is None else (m - instant(0)) // _US for p, m in marks.items()}
         items: dict[int, list[tuple[str, float]]] = {p: [] for p in partitions}
         counts: dict[int, Counter[tuple[str, str]]] = {p: Counter() for p in partitions}
+        decoded = 0
+        policy = self.policy.fingerprint
         for domain in ("ticket", "maintenance"):
-            for subject, raw in self._table(domain).items():
-                subject = subject.decode() if isinstance(subject, bytes) else subject
-                partition = partition_of(subject, self.topology.partitions)
-                if partition not in partitions:
-                    continue  # another worker's partition (a standby copy in the memory store)
-                state = codec.decode_state(raw)
+            prefix = f"{domain[0]}:"
+            for partition, key, raw in self._stored(domain, partitions):
+                head = codec.peek(raw)
+                if head is not None and head[0] == policy:
+                    _, due_us, label = head
+                    mark_us = marks_us[partition]
+                    if due_us is None or mark_us is None or due_us > mark_us:
+                        if due_us is not None:
+                            items[partition].append((prefix + key.decode(), due_us / 1e6))
+                        if label is not None:
+                            counts[partition][label] += 1
+                        continue
+                decoded += 1
+                subject = key.decode()
+                try:
+                    state = codec.decode_state(raw)
+                except codec.CorruptState:
+                    log.exception("corrupt state skipped", extra={"subject": subject})
+                    continue
                 due = self._rearm_due(state, marks[partition], started)
                 if due is not None:
-                    items[partition].append((state_key(domain, subject), epoch(due)))
+                    items[partition].append((prefix + subject, epoch(due)))
                 if isinstance(state, Ticket) and state.phase is Phase.OPEN:
                     counts[partition][(state.severity.value, state.tier.value)] += 1
         for partition in partitions:
@@ -308,6 +330,7 @@ class SlaStream:
             extra={
                 "partitions": sorted(partitions),
                 "deadlines": sum(map(len, items.values())),
+                "decoded": decoded,
                 "seconds": elapsed,
             },
         )
@@ -371,6 +394,27 @@ class SlaStream:
     def _table(self, domain: str) -> TableT[bytes, bytes]:
         return self.topology.maintenances if domain == "maintenance" else self.topology.tickets
 
+    def _stored(self, domain: str, partitions: set[int]) -> Iterator[tuple[int, bytes, bytes]]:
+        """(partition, key, value) of the states stored for `partitions`.
+
+        The RocksDB store keeps one database per partition: read just those (a scan of the
+        table would hash every key to find its partition). The memory store is one mapping,
+        with standby copies of other workers' partitions: each key is hashed.
+        """
+        table = self._table(domain)
+        store = getattr(table, "data", None)
+        if isinstance(store, RocksDBStore):
+            for partition in sorted(partitions):
+                db = store._dbs.get(partition)  # none: nothing stored there yet
+                if db is not None:
+                    for key, raw in store._visible_items(db):
+                        yield partition, key, raw
+            return
+        for key, raw in table.items():
+            partition = partition_of(key.decode(), self.topology.partitions)
+            if partition in partitions:
+                yield partition, key, raw
+
     def _load(self, table: TableT[bytes, bytes], subject: str) -> Any:
         raw = table.get(subject.encode())
         if raw is None:
@@ -392,7 +436,8 @@ class SlaStream:
         if state is None:
             table.pop(subject.encode(), None)
         else:
-            table[subject.encode()] = codec.encode_state(state)
+            due = engine.next_deadline(state, self.policy)
+            table[subject.encode()] = codec.encode_state(state, due, self.policy.fingerprint)
         self._count_open(partition, before, state)
 
     def _count_open(self, partition: int, before: Any, after: Any) -> None:

@@ -77,8 +77,8 @@ def trim_state_bytes() -> None:
 
     encode = codec.encode_state
 
-    def encode_state(state: Any) -> bytes:
-        return bytes(memoryview(encode(state)))
+    def encode_state(*args: Any) -> bytes:
+        return bytes(memoryview(encode(*args)))
 
     codec.encode_state = encode_state  # stream.py calls codec.encode_state through the module
 

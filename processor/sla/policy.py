@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
+from hashlib import blake2b
 from importlib import resources
 from itertools import pairwise
 from pathlib import Path
@@ -85,6 +86,9 @@ class Policy:
     closed_ticket_retention: timedelta
     ended_maintenance_retention: timedelta
     calendars: Mapping[str, BusinessCalendar] = field(default_factory=dict)
+    # Names the policy's content. States are stored with their next deadline and this tag, so
+    # a restart under another policy recomputes deadlines instead of trusting stored ones.
+    fingerprint: str = ""
 
     def clock(self, severity: Severity) -> WorkingClock:
         return self.clocks[severity]  # every severity has one: 24x7 unless a calendar is set
@@ -238,7 +242,14 @@ def _compile(spec: _PolicyFile, calendars: Mapping[str, BusinessCalendar]) -> Po
         closed_ticket_retention=spec.retention.closed_tickets,
         ended_maintenance_retention=spec.retention.ended_maintenance,
         calendars=MappingProxyType(dict(calendars)),
+        fingerprint=_fingerprint(spec),
     )
+
+
+def _fingerprint(spec: _PolicyFile) -> str:
+    """A digest of the validated document: equal files agree across processes and versions."""
+    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return blake2b(canonical.encode(), digest_size=6).hexdigest()
 
 
 def _describe(exc: ValidationError) -> str:

@@ -6,6 +6,7 @@ import dataclasses
 import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,7 +16,8 @@ from processor import codec
 from processor.sla import engine
 from processor.sla.maintenance import Maintenance
 from processor.sla.policy import load_policy
-from processor.sla.ticket import Ticket
+from processor.sla.ticket import Phase, Ticket
+from processor.timers import epoch
 from schemas.cloudevents import parse_event
 
 POLICY = load_policy()  # the seed's: business hours are not involved, values are
@@ -78,11 +80,68 @@ def states() -> Iterator[engine.State]:
 ALL = list(states())
 
 
+def encode(state: engine.State) -> bytes:
+    """What the worker stores: the state with its next deadline under POLICY."""
+    return codec.encode_state(state, engine.next_deadline(state, POLICY), POLICY.fingerprint)
+
+
+def version_1(state: engine.State) -> bytes:
+    """The value an earlier release stored: `[kind, 1, field...]`."""
+    kind, _, _, _, *fields = orjson.loads(encode(state))
+    return orjson.dumps([kind, 1, *fields])
+
+
 @pytest.mark.parametrize("state", ALL, ids=lambda s: f"{type(s).__name__}")
 def test_round_trip_is_exact(state: engine.State) -> None:
-    raw = codec.encode_state(state)
+    raw = encode(state)
     assert codec.decode_state(raw) == state
-    assert codec.encode_state(codec.decode_state(raw)) == raw  # deterministic bytes
+    assert encode(codec.decode_state(raw)) == raw  # deterministic bytes
+
+
+@pytest.mark.parametrize("state", ALL, ids=lambda s: f"{type(s).__name__}")
+def test_version_1_values_still_decode(state: engine.State) -> None:
+    assert codec.decode_state(version_1(state)) == state
+    assert codec.peek(version_1(state)) is None  # only decoding can tell their deadline
+
+
+@pytest.mark.parametrize("state", ALL, ids=lambda s: f"{type(s).__name__}")
+def test_peek_reads_what_decoding_would_compute(state: engine.State) -> None:
+    due = engine.next_deadline(state, POLICY)
+    label = None
+    if isinstance(state, Ticket) and state.phase is Phase.OPEN:
+        label = (state.severity.value, state.tier.value)
+    head = codec.peek(encode(state))
+    assert head is not None
+    policy, due_us, open_label = head
+    assert policy == POLICY.fingerprint
+    assert open_label == label
+    if due is None:
+        assert due_us is None
+    else:  # the index holds epoch seconds: the stored microseconds give the same float
+        assert due_us is not None
+        assert due_us / 1e6 == epoch(due)
+
+
+def test_the_histories_reach_every_kind_of_peek() -> None:
+    heads = [codec.peek(encode(s)) for s in ALL]
+    assert {h[1] is None for h in heads if h} == {True, False}  # with and without a deadline
+    assert {h[2] is None for h in heads if h} == {True, False}  # open tickets and the rest
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"not json", b"[]", b"{}", b'["t"]', b'["t", 2]', b'["t", 2, 7, null]',
+     b'["t", 2, "p", "soon"]', b'["t", 2, "p", 1.5]', b'"t"', b"null"],
+)  # fmt: skip
+def test_peek_leaves_anything_unusual_to_decoding(raw: bytes) -> None:
+    assert codec.peek(raw) is None
+
+
+def test_policy_fingerprints_name_the_content() -> None:
+    demo = Path(codec.__file__).parent / "sla" / "demo_policy.toml"
+    assert load_policy().fingerprint == POLICY.fingerprint  # the same document, loaded again
+    assert load_policy(demo).fingerprint != POLICY.fingerprint
+    assert len(POLICY.fingerprint) == 12
 
 
 def test_the_states_cover_every_field() -> None:
@@ -97,7 +156,7 @@ def test_the_states_cover_every_field() -> None:
 
 def test_instants_keep_microseconds_and_stay_utc() -> None:
     ticket = next(s for s in ALL if isinstance(s, Ticket))
-    back = codec.decode_state(codec.encode_state(ticket))
+    back = codec.decode_state(encode(ticket))
     assert isinstance(back, Ticket)
     assert back.opened_at == T0
     assert back.opened_at.utcoffset() == timedelta(0)
@@ -106,7 +165,8 @@ def test_instants_keep_microseconds_and_stay_utc() -> None:
 @pytest.mark.parametrize(
     "raw",
     [b"", b"not json", b"[]", b"{}", b'["t"]', b'["x", 1]', b'["t", 99]',
-     codec.encode_state(ALL[0])[:-1] + b', 1]', b'["m", 1, "M", "planned"]', b"null"],
+     encode(ALL[0])[:-1] + b', 1]', version_1(ALL[0])[:-1] + b', 1]', b'["m", 1, "M", "planned"]',
+     b'["m", 2, "p", null, "M", "planned"]', b"null"],
 )  # fmt: skip
 def test_undecodable_values_raise_corrupt_state(raw: bytes) -> None:
     with pytest.raises(codec.CorruptState):
@@ -122,10 +182,10 @@ def test_encoded_states_are_right_sized() -> None:
         "T-1",
         {"customer_id": "c", "support_tier": "premium", "severity": "urgent"},
     )
-    state = engine.decide(None, parse_event(opened), load_policy()).state
+    state = engine.decide(None, parse_event(opened), POLICY).state
     assert state is not None
     tracemalloc.start()
-    kept = [codec.encode_state(state) for _ in range(1000)]
+    kept = [encode(state) for _ in range(1000)]
     retained = tracemalloc.get_traced_memory()[0] / len(kept)
     tracemalloc.stop()
     assert retained < 2 * len(kept[0]) + 64

@@ -52,15 +52,20 @@ class _Producer:
         return done
 
 
-def opened(subject: str) -> engine.State:
+def opened(subject: str, at: datetime = OPENED) -> engine.State:
     raw = orjson.dumps({
         "specversion": "1.0", "id": f"{subject}-1", "source": "t", "type": "ticket.opened",
-        "time": OPENED.isoformat(), "subject": subject,
+        "time": at.isoformat(), "subject": subject,
         "data": {"customer_id": "c", "support_tier": "premium", "severity": "high"},
     })  # fmt: skip
     state = engine.decide(None, parse_event(raw), POLICY).state
     assert state is not None
     return state
+
+
+def stored(state: engine.State) -> bytes:
+    """The table value the worker stores for `state`."""
+    return codec.encode_state(state, engine.next_deadline(state, POLICY), POLICY.fingerprint)
 
 
 def a_stream(tickets: int) -> tuple[SlaStream, _Producer, dict[bytes, bytes]]:
@@ -73,7 +78,7 @@ def a_stream(tickets: int) -> tuple[SlaStream, _Producer, dict[bytes, bytes]]:
         rekeyed=_Topic("rekeyed"),
         ticks=_Topic("ticks"),
         outputs={kind: _Topic(kind.value) for kind in OutputTopic},
-        tickets={f"B-{i:03d}".encode(): codec.encode_state(opened(f"B-{i:03d}")) for i in range(tickets)},
+        tickets={f"B-{i:03d}".encode(): stored(opened(f"B-{i:03d}")) for i in range(tickets)},
         maintenances={},
         watermarks=watermarks,
     )  # fmt: skip

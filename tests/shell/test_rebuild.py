@@ -1,0 +1,146 @@
+"""`SlaStream.rebuild` without Kafka: deadline indexes rebuilt from stored states.
+
+A state stored under the current policy carries its next deadline, and the rebuild reads that
+instead of decoding the state. Whatever it cannot trust (another policy, a version 1 value, a
+deadline at or before the watermark) is decoded, and must come out the same as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from processor import codec, topology
+from processor.metrics import Metrics
+from processor.partitioning import partition_of
+from processor.settings import Settings
+from processor.sla import engine
+from processor.stream import SlaStream
+from processor.timers import epoch
+from tests.shell.test_stream_ticks import BREACH, OPENED, POLICY, a_stream, opened, stored
+
+TICKETS = 40
+
+
+def contents(sla: SlaStream, partition: int = 0) -> dict[str, float | None]:
+    index = sla.deadlines.partitions[partition].index
+    return {f"B-{i:03d}": index.due_of(f"t:B-{i:03d}") for i in range(TICKETS)}
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
+    seen: list[bytes] = []
+    decode = codec.decode_state
+
+    def counting(raw: bytes) -> engine.State:
+        seen.append(raw)
+        return decode(raw)
+
+    monkeypatch.setattr(codec, "decode_state", counting)
+    return seen
+
+
+def restore(sla: SlaStream, values: dict[bytes, bytes], watermark: int | None = None) -> None:
+    """Forget partition 0 and rebuild it from `values` (and a stored watermark)."""
+    sla.release({0})
+    sla.topology.tickets.clear()  # type: ignore[attr-defined]
+    sla.topology.tickets.update(values)  # type: ignore[attr-defined]
+    sla.topology.watermarks.clear()  # type: ignore[attr-defined]
+    if watermark is not None:
+        sla.topology.watermarks[b"0"] = str(watermark).encode()
+    sla.rebuild({0})
+
+
+def test_stored_deadlines_are_read_without_decoding(decodes: list[bytes]) -> None:
+    sla, _, _ = a_stream(tickets=TICKETS)
+    assert decodes == []
+    assert set(contents(sla).values()) == {epoch(BREACH)}  # high, premium: the response target
+    assert sla.open_tickets[0] == {("high", "premium"): TICKETS}
+
+
+def reencoded(values: dict[bytes, bytes], how: str) -> dict[bytes, bytes]:
+    out = {}
+    for key, raw in values.items():
+        kind, _, _, due, *fields = orjson.loads(raw)
+        if how == "another policy":
+            out[key] = orjson.dumps([kind, codec.VERSION, "0123456789ab", due, *fields])
+        else:
+            out[key] = orjson.dumps([kind, 1, *fields])
+    return out
+
+
+@pytest.mark.parametrize("how", ["another policy", "version 1"])
+def test_states_it_cannot_trust_are_decoded_to_the_same_index(
+    how: str, decodes: list[bytes]
+) -> None:
+    sla, _, _ = a_stream(tickets=TICKETS)
+    trusted, counts = contents(sla), dict(sla.open_tickets[0])
+    values = dict(sla.topology.tickets)  # type: ignore[call-overload]
+    restore(sla, reencoded(values, how))
+    assert len(decodes) == TICKETS
+    assert contents(sla) == trusted
+    assert sla.open_tickets[0] == counts
+
+
+def test_deadlines_the_watermark_passed_are_decoded_and_advanced(decodes: list[bytes]) -> None:
+    """Ticks fired the breach (the watermark is past it) without storing the state: the index
+    must hold each ticket's next deadline after the watermark, the escalation's second step."""
+    sla, _, _ = a_stream(tickets=TICKETS)
+    values = dict(sla.topology.tickets)  # type: ignore[call-overload]
+    # One ticket opened later: its deadline lies after the watermark, so it is not decoded.
+    later = opened("B-000", OPENED + timedelta(minutes=5))
+    values[b"B-000"] = stored(later)
+    mark = BREACH + timedelta(seconds=1)
+    restore(sla, values, watermark=int(epoch(mark) * 1_000_000))
+    assert len(decodes) == TICKETS - 1
+    found = contents(sla)
+    expected = engine.advance(opened("B-001"), mark, POLICY).next_deadline
+    assert expected is not None
+    assert epoch(expected) > epoch(mark)
+    assert {found[f"B-{i:03d}"] for i in range(1, TICKETS)} == {epoch(expected)}
+    assert found["B-000"] == epoch(BREACH + timedelta(minutes=5))
+
+
+def test_a_corrupt_state_is_skipped_and_the_rest_indexed(caplog: pytest.LogCaptureFixture) -> None:
+    sla, _, _ = a_stream(tickets=TICKETS)
+    values = dict(sla.topology.tickets)  # type: ignore[call-overload]
+    values[b"B-003"] = b'["t", 2, "' + POLICY.fingerprint.encode() + b'", "not an instant"]'
+    values[b"B-004"] = b"\xff garbage"
+    caplog.set_level("ERROR", logger="processor.stream")
+    restore(sla, values)
+    found = contents(sla)
+    assert found["B-003"] is None
+    assert found["B-004"] is None
+    assert sum(due is not None for due in found.values()) == TICKETS - 2
+    assert [r.getMessage() for r in caplog.records] == ["corrupt state skipped"] * 2
+    assert sla.open_tickets[0] == {("high", "premium"): TICKETS - 2}
+
+
+def test_rocksdb_partitions_are_read_from_their_own_databases(tmp_path: Path) -> None:
+    """With RocksDB only the owned partitions' databases are read (no key is hashed), and
+    Faust's offset key in each is not a state."""
+    settings = Settings(store="rocksdb://", data_dir=tmp_path, topic_partitions=4)
+    built = topology.build(settings)
+    store: Any = built.tickets.data  # type: ignore[attr-defined]
+    subjects = [f"R-{i:03d}" for i in range(TICKETS)]
+    for subject in subjects:
+        db = store._db_for_partition(partition_of(subject, 4))
+        db[subject.encode()] = stored(opened(subject))
+    for partition in range(4):
+        store._db_for_partition(partition)[store.offset_key] = b"123"
+    sla = SlaStream(built, POLICY, Metrics(CollectorRegistry()), lambda: OPENED)
+    owned = {0, 2}
+    sla.rebuild(owned)
+    for partition in owned:
+        index = sla.deadlines.partitions[partition].index
+        mine = [s for s in subjects if partition_of(s, 4) == partition]
+        assert mine
+        assert len(index) == len(mine)
+        assert all(index.due_of(f"t:{s}") == epoch(BREACH) for s in mine)
+    assert set(sla.deadlines.partitions) == owned

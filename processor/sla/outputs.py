@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from hashlib import sha1
 from typing import Any, ClassVar, Final, Protocol
 
 from processor.sla.policy import Assignment
@@ -13,10 +14,17 @@ from schemas.cloudevents import Severity, Tier
 
 # Ids are uuid5 over the logical identity of an output, so retries, restarts and replays agree.
 _NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "urn:sla-processor:outputs")
+_PREFIX: Final = _NAMESPACE.bytes
 
 
 def deterministic_id(*parts: object) -> str:
-    return str(uuid.uuid5(_NAMESPACE, "\x1f".join(map(str, parts))))
+    """`str(uuid.uuid5(_NAMESPACE, name))`, formatted straight from the digest (a third of the
+    cost: ids are computed for every output, and a burst emits 100k at once)."""
+    name = "\x1f".join(map(str, parts))
+    x = sha1(_PREFIX + name.encode()).hexdigest()
+    # RFC 4122: version 5 in the 13th hex digit, the variant's two top bits 10 in the 17th.
+    variant = "89ab"[int(x[16], 16) & 3]
+    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{variant}{x[17:20]}-{x[20:32]}"
 
 
 def rfc3339(moment: datetime) -> str:

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     # A crashed worker keeps its partitions, and their deadlines, until its session times out;
     # the broker refuses less than its group.min.session.timeout.ms (6 s by default).
     session_timeout_seconds: float = Field(default=10.0, ge=6.0, le=1800.0)
+    # Static group membership (KIP-345): a worker restarted under the same instance id within
+    # the session timeout takes its partitions back at once, without a rebalance. Each worker
+    # needs its own stable id (a StatefulSet pod name); one that stops for good holds its
+    # partitions until the session times out.
+    group_instance_id: str | None = Field(default=None, min_length=1, max_length=249)
     # How long the producer waits to fill a batch: throughput for latency (outputs, timers).
     producer_linger_seconds: float = Field(default=0.0, ge=0.0, le=1.0)
     commit_interval_seconds: float = Field(default=2.8, gt=0.0, le=60.0)

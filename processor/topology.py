@@ -113,6 +113,7 @@ def build(settings: Settings) -> Topology:
         # miss them.
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=min(1.0, settings.session_timeout_seconds / 3),
+        consumer_group_instance_id=settings.group_instance_id,
         broker_commit_interval=settings.commit_interval_seconds,
         producer_linger=settings.producer_linger_seconds,
         # Faust would read un-prefixed variables (WEB_BIND, PROCESSING_GUARANTEE, BROKER_URL...)

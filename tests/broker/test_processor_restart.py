@@ -10,6 +10,7 @@ exactly-once, read committed, delivers every expected id exactly once.
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
 from collections import Counter
@@ -109,6 +110,59 @@ def _assert_in_rocksdb(worker: Worker, subject: str) -> None:
         finally:
             table.close()
     assert [type(s) for s in found] == [Ticket], found
+
+
+# -- static membership ---------------------------------------------------------------------------
+
+
+def test_a_static_member_killed_and_restarted_takes_its_partitions_back_at_once(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """With SLA_GROUP_INSTANCE_ID the broker keeps a killed worker's place for its session
+    (60 s here): the restarted worker rejoins under the same id, gets the same partitions back
+    without a rebalance, and fires the deadline that fell due while it was dead long before
+    that session would have timed out. Without static membership it would wait the 60 s."""
+    session = 60.0
+    worker = Worker(
+        kafka_bootstrap,
+        tmp_path / "worker",
+        {
+            "SLA_STORE": "rocksdb://",
+            "SLA_GROUP_INSTANCE_ID": "worker-0",
+            "SLA_SESSION_TIMEOUT_SECONDS": str(session),
+        },
+    )
+    worker.create_topics()
+    worker.start()
+    base = datetime.now(UTC)
+    lines = [opened("h1", at(base, 0), "S-HIGH", "high", "premium")]  # breach at +5 s
+    tickets = worker.settings.topic_tickets
+    try:
+        asyncio.run(produce(kafka_bootstrap, [(tickets, b"S-HIGH", v) for v in lines]))
+        step = asyncio.run(consume(kafka_bootstrap, worker.outputs, seconds=8, expect=1))
+        assert len(step) == 1, [r.value for r in step]  # step 1: the state is stored
+        time.sleep(worker.settings.commit_interval_seconds + 0.5)  # and its offset committed
+        assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
+        killed_at = datetime.now(UTC)
+        assert killed_at < base + timedelta(seconds=4.5), "too slow to kill before the breach"
+        sleep_until(base + timedelta(seconds=6))
+        worker.start(timeout=session / 2)  # a rebalance would wait for the old session: 60 s
+        got = asyncio.run(
+            consume(
+                kafka_bootstrap,
+                [worker.settings.topic_breaches],
+                seconds=session / 4,
+                expect=1,
+            )
+        )
+    finally:
+        worker.stop()
+    breaches = [orjson.loads(r.value) for r in got]
+    assert [b["subject"] for b in breaches] == ["S-HIGH"], worker.excerpt()
+    emitted = instant(breaches[0]["data"]["emitted_at"])
+    assert emitted - killed_at < timedelta(seconds=session / 2), worker.excerpt()
+    log = worker.log.read_text(errors="replace")
+    assert log.count("(generation 1)") == 2, worker.excerpt()  # the same generation: no rebalance
 
 
 # -- the backlog before the deadlines --------------------------------------------------------

@@ -16,8 +16,10 @@ def test_timeouts_and_batching_come_from_the_settings() -> None:
         session_timeout_seconds=30,
         producer_linger_seconds=0.02,
         commit_interval_seconds=1.5,
+        group_instance_id="worker-0",
     )
     conf = build(settings).app.conf
+    assert conf.consumer_group_instance_id == "worker-0"
     assert conf.broker_session_timeout == 30
     assert conf.broker_heartbeat_interval == 1.0
     assert conf.producer_linger == 0.02
@@ -28,6 +30,12 @@ def test_defaults_favour_latency() -> None:
     conf = build(Settings(store="memory://")).app.conf
     assert conf.broker_session_timeout == 10
     assert conf.producer_linger == 0
+    assert conf.consumer_group_instance_id is None  # dynamic membership unless asked
+
+
+def test_an_empty_group_instance_id_is_refused() -> None:
+    with pytest.raises(ValueError, match="group_instance_id"):
+        Settings(store="memory://", group_instance_id="")
 
 
 @pytest.mark.parametrize("subject", ["T-1", "ticket/ä-42", "M" * 200])

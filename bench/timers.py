@@ -194,7 +194,8 @@ class Worker:
     def start(self, store: str | None = None) -> float:
         if store is not None:
             self.env["SLA_STORE"] = store
-        self.env["SLA_WEB_PORT"] = str(run.free_port())
+        if "SLA_GROUP_INSTANCE_ID" not in self.env:  # a static member keeps its address:
+            self.env["SLA_WEB_PORT"] = str(run.free_port())  # its broker id names it
         self.spawns += 1
         self.log = self.ctx.bench.work / "logs" / f"{self.prefix}-{self.spawns}.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -1116,8 +1117,8 @@ async def recovery(ctx: Ctx, args: argparse.Namespace) -> dict[str, Any]:
             f"{load['sample_check']['ok']}/{load['sample_check']['checked']}",
             flush=True,
         )
-        for n, (store, sig) in enumerate(args.variants):
-            variant = await recovery_variant(ctx, args, worker, sampler, store, sig, n)
+        for n, (store, sig, static) in enumerate(args.variants):
+            variant = await recovery_variant(ctx, args, worker, sampler, store, sig, static, n)
             out["variants"].append(variant)
             print(
                 f"timers: recovery {store} {signal.Signals(sig).name}: "
@@ -1150,14 +1151,21 @@ async def recovery_variant(
     sampler: Sampler,
     store: str,
     sig: int,
+    static: bool,
     n: int,
 ) -> dict[str, Any]:
     overdue = args.overdue
     due_prefix = f"O{worker.run_id}{n}"
     probe_prefix = f"Q{worker.run_id}{n}"
+    if static and "SLA_GROUP_INSTANCE_ID" not in worker.env:
+        # The worker to be stopped must have joined under the id: restart it so (not measured).
+        worker.stop(signal.SIGTERM)
+        worker.env["SLA_GROUP_INSTANCE_ID"] = f"{worker.prefix}-0"
+        worker.start(store)
+        await worker.ready(args.ready_timeout)
     out: dict[str, Any] = {
         "store": store,
-        "signal": signal.Signals(sig).name,
+        "signal": signal.Signals(sig).name + (", static member" if static else ""),
         "previous_store": worker.env["SLA_STORE"],
         "loadavg_before": list(ctx.bench.note_load(f"recovery {store} {sig}")),
     }
@@ -1769,6 +1777,19 @@ def merged(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 # -- main ---------------------------------------------------------------------------------------
 
 
+def variant(spec: str) -> tuple[str, int, bool]:
+    """`rocksdb://:KILL+static` -> (store, signal number, static membership)."""
+    store, _, how = spec.rpartition(":")
+    sig, _, static = how.partition("+")
+    if static not in ("", "static"):
+        raise SystemExit(f"--variants: {spec!r}: only +static may follow the signal")
+    return (
+        store if store.endswith("://") else store + "://",
+        getattr(signal, "SIG" + sig),
+        bool(static),
+    )
+
+
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.timers",
@@ -1815,8 +1836,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--variants",
-        default="rocksdb://:TERM,rocksdb://:KILL,memory://:TERM",
-        help="recovery restarts in turn, store:signal",
+        default="rocksdb://:TERM,rocksdb://:KILL,memory://:TERM,rocksdb://:KILL+static",
+        help="recovery restarts in turn, store:signal[+static] (+static: the worker runs as a "
+        "static group member, SLA_GROUP_INSTANCE_ID, from a restart before that variant on)",
     )
     parser.add_argument("--repeat", type=int, help="runs per figure (default 3; quick 1)")
     parser.add_argument(
@@ -1860,10 +1882,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     args.overdue = args.overdue or (1_000 if q else 10_000)
     args.repeat = args.repeat or (1 if q else 3)
     args.repeat_large = args.repeat_large or 1
-    args.variants = [
-        (store if store.endswith("://") else store + "://", getattr(signal, "SIG" + sig))
-        for store, _, sig in (v.rpartition(":") for v in args.variants.split(","))
-    ]
+    args.variants = [variant(v) for v in args.variants.split(",")]
     sparse_due, sparse_window = (args.sparse or ("100,20" if q else "450,90")).split(",")
     args.sparse_due, args.sparse_window = int(sparse_due), float(sparse_window)
     args.suffix = "-quick" if q else ""
@@ -2007,7 +2026,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             "repeat_large": args.repeat_large,
             "partitions": PARTITIONS,
             "tick_batch": TICK_BATCH,
-            "variants": [[s, signal.Signals(g).name] for s, g in args.variants],
+            "variants": [
+                [s, signal.Signals(g).name + ("+static" if static else "")]
+                for s, g, static in args.variants
+            ],
         },
         "goals": [],
         "clock": CLOCK,

@@ -27,7 +27,16 @@ from rocksdict import AccessType, Options, Rdict
 from processor import codec
 from processor.sla.ticket import Ticket
 
-from .worker_harness import Worker, at, comparable, consume, event, produce, replayed
+from .worker_harness import (
+    Worker,
+    at,
+    comparable,
+    consume,
+    event,
+    free_port,
+    produce,
+    replayed,
+)
 
 
 def instant(text: str) -> datetime:
@@ -163,6 +172,33 @@ def test_a_static_member_killed_and_restarted_takes_its_partitions_back_at_once(
     assert emitted - killed_at < timedelta(seconds=session / 2), worker.excerpt()
     log = worker.log.read_text(errors="replace")
     assert log.count("(generation 1)") == 2, worker.excerpt()  # the same generation: no rebalance
+
+
+def test_a_static_member_restarted_on_another_address_rejoins_as_a_new_member(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Faust refuses an assignment recorded for another web address, for good (its coordinator
+    stops on an assertion and the worker hangs). The id the broker sees names the address, so a
+    worker restarted elsewhere is a new member: it is assigned the partitions once the old
+    member's session times out, and runs."""
+    worker = Worker(
+        kafka_bootstrap,
+        tmp_path / "worker",
+        {"SLA_STORE": "rocksdb://", "SLA_GROUP_INSTANCE_ID": "worker-0"},
+    )
+    worker.create_topics()
+    worker.start()
+    try:
+        assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
+        worker.env["SLA_WEB_PORT"] = str(free_port())
+        worker.start(timeout=worker.settings.session_timeout_seconds + 30)
+        status, body = worker.get("/metrics")
+        assert status == 200, body
+    finally:
+        worker.stop()
+    log = worker.log.read_text(errors="replace")
+    assert "Unexpected error in coordinator routine" not in log, worker.excerpt()
+    assert log.count("Joined group") >= 2, worker.excerpt()
 
 
 # -- the backlog before the deadlines --------------------------------------------------------

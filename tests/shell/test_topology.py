@@ -19,7 +19,9 @@ def test_timeouts_and_batching_come_from_the_settings() -> None:
         group_instance_id="worker-0",
     )
     conf = build(settings).app.conf
-    assert conf.consumer_group_instance_id == "worker-0"
+    # The broker's id names the web address Faust records in each assignment.
+    url = conf.canonical_url
+    assert conf.consumer_group_instance_id == f"worker-0-{url.host}-{url.port}"
     assert conf.broker_session_timeout == 30
     assert conf.broker_heartbeat_interval == 1.0
     assert conf.producer_linger == 0.02
@@ -33,9 +35,17 @@ def test_defaults_favour_latency() -> None:
     assert conf.consumer_group_instance_id is None  # dynamic membership unless asked
 
 
-def test_an_empty_group_instance_id_is_refused() -> None:
+@pytest.mark.parametrize("bad", ["", "pod 0", "pod:0", "x" * 161])
+def test_a_group_instance_id_kafka_would_refuse_is_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="group_instance_id"):
-        Settings(store="memory://", group_instance_id="")
+        Settings(store="memory://", group_instance_id=bad)
+
+
+def test_an_address_kafka_would_refuse_in_an_id_is_replaced() -> None:
+    settings = Settings(
+        store="memory://", group_instance_id="w", web_host="sla+host", web_port=7000
+    )
+    assert build(settings).app.conf.consumer_group_instance_id == "w-sla_host-7000"
 
 
 @pytest.mark.parametrize("subject", ["T-1", "ticket/ä-42", "M" * 200])

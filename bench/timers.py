@@ -1701,7 +1701,10 @@ def markdown(r: dict[str, Any]) -> str:
             "and data dir with the store below. A probe (urgent ticket.opened every 100 ms, "
             "from the stop on) shows the first processed event. The SIGKILL variant spawns at "
             "once: the dead member holds the partitions until its session times out "
-            "(SLA_SESSION_TIMEOUT_SECONDS, 10 s).",
+            "(SLA_SESSION_TIMEOUT_SECONDS, 10 s), unless it ran as a static group member "
+            "(SLA_GROUP_INSTANCE_ID; `static member` below): its successor takes its place "
+            "under the same id at once. A `rebuild` counts every stored state; states stored "
+            "with their next deadline (codec version 2) are not decoded.",
             "",
             "| store (previous) | signal | stop s | downtime s | spawn → Ready s | changelog "
             "replay s | rebuild s (deadlines) | spawn → backlog processed s | spawn → first event s | spawn → first / "

@@ -77,6 +77,11 @@ def state_key(domain: str, subject: str) -> str:
     return f"{domain[0]}:{subject}"
 
 
+def _ahead(due_us: int | None, mark_us: int | None) -> bool:
+    """A stored next deadline still stands: none, or after the partition's fired watermark."""
+    return due_us is None or mark_us is None or due_us > mark_us
+
+
 class SlaStream:
     """Everything the agent does with one record, and the per-partition deadline bookkeeping."""
 
@@ -292,27 +297,19 @@ class SlaStream:
             prefix = f"{domain[0]}:"
             for partition, key, raw in self._stored(domain, partitions):
                 head = codec.peek(raw)
-                if head is not None and head[0] == policy:
+                if head is not None and head[0] == policy and _ahead(head[1], marks_us[partition]):
                     _, due_us, label = head
-                    mark_us = marks_us[partition]
-                    if due_us is None or mark_us is None or due_us > mark_us:
-                        if due_us is not None:
-                            items[partition].append((prefix + key.decode(), due_us / 1e6))
-                        if label is not None:
-                            counts[partition][label] += 1
-                        continue
-                decoded += 1
-                subject = key.decode()
-                try:
-                    state = codec.decode_state(raw)
-                except codec.CorruptState:
-                    log.exception("corrupt state skipped", extra={"subject": subject})
-                    continue
-                due = self._rearm_due(state, marks[partition], started)
+                    due = None if due_us is None else due_us / 1e6
+                else:
+                    decoded += 1
+                    found = self._decoded_deadline(key.decode(), raw, marks[partition], started)
+                    if found is None:
+                        continue  # corrupt, logged
+                    due, label = found
                 if due is not None:
-                    items[partition].append((prefix + subject, epoch(due)))
-                if isinstance(state, Ticket) and state.phase is Phase.OPEN:
-                    counts[partition][(state.severity.value, state.tier.value)] += 1
+                    items[partition].append((prefix + key.decode(), due))
+                if label is not None:
+                    counts[partition][label] += 1
         for partition in partitions:
             mark = marks[partition]
             self.deadlines.own(
@@ -374,6 +371,22 @@ class SlaStream:
                     },
                 )
         self._holding = bool(self.deadlines.held())
+
+    def _decoded_deadline(
+        self, subject: str, raw: bytes, mark: datetime | None, now: datetime
+    ) -> tuple[float | None, tuple[str, str] | None] | None:
+        """(next deadline in epoch seconds, open-ticket label) of a stored state, decoded;
+        None for a value that cannot be decoded."""
+        try:
+            state = codec.decode_state(raw)
+        except codec.CorruptState:
+            log.exception("corrupt state skipped", extra={"subject": subject})
+            return None
+        due = self._rearm_due(state, mark, now)
+        label = None
+        if isinstance(state, Ticket) and state.phase is Phase.OPEN:
+            label = (state.severity.value, state.tier.value)
+        return (None if due is None else epoch(due)), label
 
     def _rearm_due(
         self, state: engine.State, mark: datetime | None, now: datetime

@@ -13,7 +13,7 @@ KAFKA_PORT ?= 9092
 KAFKA := deploy/kafka/kafka.sh
 LOCAL_BROKER := 127.0.0.1:$(KAFKA_PORT)
 
-.PHONY: install tools broker stop run demo test lint bench bench-e2e bench-timers
+.PHONY: install tools broker stop run demo test lint bench bench-e2e bench-timers bench-quick bench-tools
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,14 +67,25 @@ bench: install
 	$(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.deadline_index
 
-# End to end through Kafka, side by side with bare Faust, raw aiokafka and Quix Streams.
-bench-e2e: install
+bench-tools: install
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	test -x var/bench-quix-venv/bin/python || { $(PYTHON) -m venv var/bench-quix-venv && \
 	  var/bench-quix-venv/bin/pip install --quiet quixstreams==3.28.1; }
+
+# End to end through Kafka, side by side with bare Faust, raw aiokafka and Quix Streams.
+bench-e2e: bench-tools
 	$(BIN)/python -m bench.run
 
 # Timer precision (100k, 1M open tickets), a 100k-deadline burst, recovery with 1M tickets.
-bench-timers: install
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+bench-timers: bench-tools
 	$(BIN)/python -m bench.timers
+
+# Every benchmark at small sizes, one run each (about 15 minutes): a check that they run, not
+# figures. Results go to var/bench-quick/, leaving bench/results/ as measured.
+bench-quick: bench-tools
+	mkdir -p var/bench-quick
+	$(BIN)/python -m bench.engine --tickets 10000 --repeat 1 --out var/bench-quick/engine.json
+	$(BIN)/python -m bench.deadline_index --pending 100000 --repeat 1 \
+	  --out var/bench-quick/deadline_index.json
+	$(BIN)/python -m bench.run --quick --out var/bench-quick/
+	$(BIN)/python -m bench.timers --quick --out var/bench-quick/

@@ -23,6 +23,7 @@ import orjson
 from processor.sla.engine import State
 from processor.sla.maintenance import Maintenance
 from processor.sla.ticket import Ticket
+from schemas.cloudevents import Severity, Tier
 
 VERSION: Final = 2
 _HEAD: Final = 4  # kind, version, policy, next_due
@@ -136,7 +137,7 @@ def decode_state(raw: bytes) -> State:
         if len(values) != len(layout.names):
             raise CorruptState(f"state of kind {kind!r} has {len(values)} fields")
         state: State = layout.decode(values)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError) as exc:
         raise CorruptState(f"undecodable state: {exc}") from exc
     return state
 
@@ -147,6 +148,9 @@ _TICKET_FIELDS: Final = _LAYOUTS["t"].names
 _PHASE, _SEVERITY, _TIER = (
     _HEAD + _TICKET_FIELDS.index(name) for name in ("phase", "severity", "tier")
 )
+_LENGTHS: Final = {kind: _HEAD + len(layout.names) for kind, layout in _LAYOUTS.items()}
+_SEVERITIES: Final = frozenset(s.value for s in Severity)
+_TIERS: Final = frozenset(t.value for t in Tier)
 
 
 def peek(raw: bytes) -> Peek | None:
@@ -155,11 +159,13 @@ def peek(raw: bytes) -> Peek | None:
     """
     try:
         values = orjson.loads(raw)
-        if values[1] != VERSION:
+        if values[1] != VERSION or len(values) != _LENGTHS[values[0]]:
             return None
         label = None
         if values[0] == "t" and values[_PHASE] == "open":
             label = (values[_SEVERITY], values[_TIER])
+            if label[0] not in _SEVERITIES or label[1] not in _TIERS:
+                return None
         policy, due = values[2], values[3]
     except (orjson.JSONDecodeError, IndexError, KeyError, TypeError):
         return None

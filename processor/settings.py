@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -54,7 +55,7 @@ class Settings(BaseSettings):
     # Static group membership (KIP-345): a worker restarted under the same instance id within
     # the session timeout takes its partitions back at once, without a rebalance. Each worker
     # needs its own stable id (a StatefulSet pod name); one that stops for good holds its
-    # partitions until the session times out. See `topology.instance_id`.
+    # partitions until the session times out. See `static_member_id`.
     group_instance_id: str | None = Field(
         default=None, min_length=1, max_length=160, pattern=r"^[A-Za-z0-9._-]+$"
     )
@@ -74,6 +75,30 @@ class Settings(BaseSettings):
             if not (sep and host and port.isdigit()):
                 raise ValueError(f"{server!r} is not host:port")
         return value
+
+    @property
+    def static_member_id(self) -> str | None:
+        """The static member id the broker sees: the configured id and the worker's web address.
+
+        Faust's assignment records each member's web address and refuses (an assertion that
+        stops the consumer's coordinator for good) one given back with another: a worker
+        restarted on another address is therefore another member, which rejoins as a dynamic
+        one would.
+        """
+        if self.group_instance_id is None:
+            return None
+        address = re.sub(r"[^A-Za-z0-9._-]", "_", f"{self.web_host}-{self.web_port}")
+        return f"{self.group_instance_id}-{address}"
+
+    @model_validator(mode="after")
+    def _static_member_id_fits(self) -> Settings:
+        member = self.static_member_id
+        if member is not None and len(member) > 249:
+            raise ValueError(
+                f"group_instance_id with the web address makes a {len(member)}-character member "
+                "id; Kafka takes 249 at most"
+            )
+        return self
 
     @model_validator(mode="after")
     def _sasl_is_complete(self) -> Settings:

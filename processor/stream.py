@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP, EventT, TableT
 
 from processor import codec
@@ -302,12 +301,13 @@ class SlaStream:
                     due = None if due_us is None else due_us / 1e6
                 else:
                     decoded += 1
-                    found = self._decoded_deadline(key.decode(), raw, marks[partition], started)
+                    subject = key.decode(errors="replace")
+                    found = self._decoded_deadline(subject, raw, marks[partition], started)
                     if found is None:
                         continue  # corrupt, logged
                     due, label = found
                 if due is not None:
-                    items[partition].append((prefix + key.decode(), due))
+                    items[partition].append((prefix + key.decode(errors="replace"), due))
                 if label is not None:
                     counts[partition][label] += 1
         for partition in partitions:
@@ -379,10 +379,10 @@ class SlaStream:
         None for a value that cannot be decoded."""
         try:
             state = codec.decode_state(raw)
-        except codec.CorruptState:
+            due = self._rearm_due(state, mark, now)
+        except Exception:  # one bad value must not stop a take-over; it is logged, with its id
             log.exception("corrupt state skipped", extra={"subject": subject})
             return None
-        due = self._rearm_due(state, mark, now)
         label = None
         if isinstance(state, Ticket) and state.phase is Phase.OPEN:
             label = (state.severity.value, state.tier.value)
@@ -415,8 +415,9 @@ class SlaStream:
         with standby copies of other workers' partitions: each key is hashed.
         """
         table = self._table(domain)
-        store = getattr(table, "data", None)
-        if isinstance(store, RocksDBStore):
+        store: Any = getattr(table, "data", None)
+        if type(store).__module__ == "faust.stores.rocksdb":  # compared, not imported: a
+            # memory-store worker never loads the RocksDB store's module
             for partition in sorted(partitions):
                 db = store._dbs.get(partition)  # none: nothing stored there yet
                 if db is not None:
@@ -424,7 +425,7 @@ class SlaStream:
                         yield partition, key, raw
             return
         for key, raw in table.items():
-            partition = partition_of(key.decode(), self.topology.partitions)
+            partition = partition_of(key.decode(errors="replace"), self.topology.partitions)
             if partition in partitions:
                 yield partition, key, raw
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -89,19 +88,6 @@ def _table(app: faust.App, name: str, settings: Settings) -> TableT[bytes, bytes
     return table
 
 
-def instance_id(settings: Settings) -> str | None:
-    """The static member id the broker sees: the configured id and the worker's web address.
-
-    Faust's assignment records each member's web address and refuses (an assertion that stops
-    the consumer's coordinator for good) one given back with another: a worker restarted on
-    another address is therefore another member, which rejoins as a dynamic one would.
-    """
-    if settings.group_instance_id is None:
-        return None
-    address = re.sub(r"[^A-Za-z0-9._-]", "_", f"{settings.web_host}-{settings.web_port}")
-    return f"{settings.group_instance_id}-{address}"
-
-
 def build(settings: Settings) -> Topology:
     app = faust.App(
         settings.app_id,
@@ -127,7 +113,7 @@ def build(settings: Settings) -> Topology:
         # miss them.
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=min(1.0, settings.session_timeout_seconds / 3),
-        consumer_group_instance_id=instance_id(settings),
+        consumer_group_instance_id=settings.static_member_id,
         broker_commit_interval=settings.commit_interval_seconds,
         producer_linger=settings.producer_linger_seconds,
         # Faust would read un-prefixed variables (WEB_BIND, PROCESSING_GUARANTEE, BROKER_URL...)

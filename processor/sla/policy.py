@@ -6,8 +6,10 @@ Errors:
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import tomllib
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -246,10 +248,36 @@ def _compile(spec: _PolicyFile, calendars: Mapping[str, BusinessCalendar]) -> Po
     )
 
 
+# Bump when the engine computes deadlines differently (ticket, maintenance, business hours):
+# states stored with a next deadline are then recomputed on the next take-over.
+DEADLINE_RULES: Final = 1
+
+
 def _fingerprint(spec: _PolicyFile) -> str:
-    """A digest of the validated document: equal files agree across processes and versions."""
-    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """A digest of what a stored next deadline depends on besides the state: the validated
+    document, the engine's deadline rules and the time-zone database. Equal inputs agree
+    across processes."""
+    identity = {
+        "policy": spec.model_dump(mode="json"),
+        "rules": DEADLINE_RULES,
+        "tzdata": _tzdata_version(),
+    }
+    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return blake2b(canonical.encode(), digest_size=6).hexdigest()
+
+
+def _tzdata_version() -> str:
+    """The version of the IANA database zoneinfo reads (the system's, else the tzdata package)."""
+    for root in zoneinfo.TZPATH:
+        try:
+            with open(Path(root) / "tzdata.zi", encoding="ascii") as header:
+                return header.readline().strip()  # "# version 2025b"
+        except OSError:
+            continue
+    try:
+        return importlib.metadata.version("tzdata")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _describe(exc: ValidationError) -> str:

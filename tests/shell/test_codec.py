@@ -137,6 +137,44 @@ def test_peek_leaves_anything_unusual_to_decoding(raw: bytes) -> None:
     assert codec.peek(raw) is None
 
 
+def _replaced(raw: bytes, index: int, value: Any) -> bytes:
+    values = orjson.loads(raw)
+    values[index] = value
+    return orjson.dumps(values)
+
+
+OPEN_TICKET = next(s for s in ALL if isinstance(s, Ticket) and s.phase is Phase.OPEN)
+
+
+@pytest.mark.parametrize(
+    ("index", "value"),
+    [(0, "x"), (2, 7), (3, 1.5), (3, "soon"), (3, True), (6, "bogus"), (7, ["low"])],
+    ids=["kind", "policy", "due float", "due text", "due bool", "tier", "severity"],
+)
+def test_peek_leaves_a_full_length_value_with_a_bad_head_or_label_to_decoding(
+    index: int, value: Any
+) -> None:
+    raw = encode(OPEN_TICKET)
+    assert codec.peek(raw) is not None
+    assert codec.peek(_replaced(raw, index, value)) is None
+
+
+def test_peek_leaves_a_value_of_the_wrong_length_to_decoding() -> None:
+    values = orjson.loads(encode(OPEN_TICKET))
+    assert codec.peek(orjson.dumps(values[:-1])) is None
+    assert codec.peek(orjson.dumps([*values, 0])) is None
+
+
+def test_an_instant_out_of_range_is_a_corrupt_state() -> None:
+    kind, version, policy, due, *fields = orjson.loads(encode(OPEN_TICKET))
+    opened_at = list(dataclasses.fields(Ticket)).index(
+        next(f for f in dataclasses.fields(Ticket) if f.name == "opened_at")
+    )
+    fields[opened_at] = 10**18
+    with pytest.raises(codec.CorruptState):
+        codec.decode_state(orjson.dumps([kind, version, policy, due, *fields]))
+
+
 def test_policy_fingerprints_name_the_content() -> None:
     demo = Path(codec.__file__).parent / "sla" / "demo_policy.toml"
     assert load_policy().fingerprint == POLICY.fingerprint  # the same document, loaded again

@@ -21,8 +21,10 @@ from processor.metrics import Metrics
 from processor.partitioning import partition_of
 from processor.settings import Settings
 from processor.sla import engine
+from processor.sla.maintenance import Maintenance
 from processor.stream import SlaStream
 from processor.timers import epoch
+from tests.shell import test_codec
 from tests.shell.test_stream_ticks import BREACH, OPENED, POLICY, a_stream, opened, stored
 
 TICKETS = 40
@@ -144,3 +146,40 @@ def test_rocksdb_partitions_are_read_from_their_own_databases(tmp_path: Path) ->
         assert len(index) == len(mine)
         assert all(index.due_of(f"t:{s}") == epoch(BREACH) for s in mine)
     assert set(sla.deadlines.partitions) == owned
+
+
+def _every_state_and_mark() -> Iterator[tuple[engine.State, int | None]]:
+    """Each state the codec tests produce, with no watermark, and one before, at and after its
+    next deadline."""
+    for state in test_codec.ALL:
+        yield state, None
+        due = engine.next_deadline(state, test_codec.POLICY)
+        if due is not None:
+            for offset in (-1, 0, 1):
+                yield state, int(epoch(due) * 1_000_000) + offset * 1_000_000
+
+
+@pytest.mark.parametrize(("state", "mark"), list(_every_state_and_mark()))
+def test_stored_and_decoded_deadlines_agree_for_every_state(
+    state: engine.State, mark: int | None
+) -> None:
+    """Whatever the state (open, resolved, closed, expiring; ticket or maintenance) and wherever
+    the watermark lies, the index and the open-ticket count are the same from a version 2 value
+    as from the version 1 value that must be decoded."""
+    sla, _, _ = a_stream(tickets=0)
+    sla.policy = test_codec.POLICY
+    domain = "maintenance" if isinstance(state, Maintenance) else "ticket"
+    subject = state.maintenance_id if isinstance(state, Maintenance) else state.ticket_id
+    table = sla.topology.maintenances if domain == "maintenance" else sla.topology.tickets
+    found = []
+    for raw in (test_codec.encode(state), test_codec.version_1(state)):
+        sla.release({0})
+        sla.topology.watermarks.clear()  # type: ignore[attr-defined]
+        if mark is not None:
+            sla.topology.watermarks[b"0"] = str(mark).encode()
+        table.clear()  # type: ignore[attr-defined]
+        table[subject.encode()] = raw
+        sla.rebuild({0})
+        index = sla.deadlines.partitions[0].index
+        found.append((index.due_of(f"{domain[0]}:{subject}"), dict(sla.open_tickets[0])))
+    assert found[0] == found[1]

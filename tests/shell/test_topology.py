@@ -41,6 +41,11 @@ def test_a_group_instance_id_kafka_would_refuse_is_refused(bad: str) -> None:
         Settings(store="memory://", group_instance_id=bad)
 
 
+def test_a_member_id_longer_than_kafka_takes_is_refused() -> None:
+    with pytest.raises(ValueError, match="249 at most"):
+        Settings(store="memory://", group_instance_id="w" * 160, web_host="h" * 90)
+
+
 def test_an_address_kafka_would_refuse_in_an_id_is_replaced() -> None:
     settings = Settings(
         store="memory://", group_instance_id="w", web_host="sla+host", web_port=7000

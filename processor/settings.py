@@ -56,9 +56,7 @@ class Settings(BaseSettings):
     # the session timeout takes its partitions back at once, without a rebalance. Each worker
     # needs its own stable id (a StatefulSet pod name); one that stops for good holds its
     # partitions until the session times out. See `static_member_id`.
-    group_instance_id: str | None = Field(
-        default=None, min_length=1, max_length=160, pattern=r"^[A-Za-z0-9._-]+$"
-    )
+    group_instance_id: str | None = Field(default=None, min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
     # How long the producer waits to fill a batch: throughput for latency (outputs, timers).
     producer_linger_seconds: float = Field(default=0.0, ge=0.0, le=1.0)
     commit_interval_seconds: float = Field(default=2.8, gt=0.0, le=60.0)

@@ -76,6 +76,13 @@ def state_key(domain: str, subject: str) -> str:
     return f"{domain[0]}:{subject}"
 
 
+def _open_label(state: object) -> tuple[str, str] | None:
+    """The `sla_open_tickets` labels (severity, tier) of an open ticket; None for anything else."""
+    if isinstance(state, Ticket) and state.phase is Phase.OPEN:
+        return state.severity.value, state.tier.value
+    return None
+
+
 def _ahead(due_us: int | None, mark_us: int | None) -> bool:
     """A stored next deadline still stands: none, or after the partition's fired watermark."""
     return due_us is None or mark_us is None or due_us > mark_us
@@ -198,7 +205,7 @@ class SlaStream:
         overdue, next_deadline = self._overdue(before, decision, watermark)
         await self._emit(fresh, partition, timer=False)
         await self._emit(overdue, partition, timer=True)
-        self._store(table, event.subject, decision.state, partition, before)
+        self._store(table, event.subject, decision.state, decision.next_deadline, partition, before)
         self.deadlines.arm(partition, state_key(domain, event.subject), next_deadline)
         self.metrics.events_processed.labels(origin.topic, event.type).inc()
 
@@ -269,7 +276,7 @@ class SlaStream:
         fresh = [o for o in decision.outputs if watermark is None or epoch(o.time) > watermark]
         acks = await self._emit(fresh, partition, timer=True)
         if decision.state is None:
-            self._store(table, subject, None, partition, state)
+            self._store(table, subject, None, None, partition, state)
         self.deadlines.arm(partition, key, decision.next_deadline)
         return acks
 
@@ -293,21 +300,20 @@ class SlaStream:
         decoded = 0
         policy = self.policy.fingerprint
         for domain in ("ticket", "maintenance"):
-            prefix = f"{domain[0]}:"
             for partition, key, raw in self._stored(domain, partitions):
+                subject = key.decode(errors="replace")
                 head = codec.peek(raw)
                 if head is not None and head[0] == policy and _ahead(head[1], marks_us[partition]):
                     _, due_us, label = head
                     due = None if due_us is None else due_us / 1e6
                 else:
                     decoded += 1
-                    subject = key.decode(errors="replace")
                     found = self._decoded_deadline(subject, raw, marks[partition], started)
                     if found is None:
                         continue  # corrupt, logged
                     due, label = found
                 if due is not None:
-                    items[partition].append((prefix + key.decode(errors="replace"), due))
+                    items[partition].append((state_key(domain, subject), due))
                 if label is not None:
                     counts[partition][label] += 1
         for partition in partitions:
@@ -383,10 +389,7 @@ class SlaStream:
         except Exception:  # one bad value must not stop a take-over; it is logged, with its id
             log.exception("corrupt state skipped", extra={"subject": subject})
             return None
-        label = None
-        if isinstance(state, Ticket) and state.phase is Phase.OPEN:
-            label = (state.severity.value, state.tier.value)
-        return (None if due is None else epoch(due)), label
+        return (None if due is None else epoch(due)), _open_label(state)
 
     def _rearm_due(
         self, state: engine.State, mark: datetime | None, now: datetime
@@ -444,21 +447,24 @@ class SlaStream:
         table: TableT[bytes, bytes],
         subject: str,
         state: engine.State | None,
+        due: datetime | None,
         partition: int,
         before: engine.State | None,
     ) -> None:
+        """Store `state` with `due`, its next deadline (the decision's: the engine guarantees it
+        equals `engine.next_deadline(state)`), or forget the subject."""
         if state is None:
             table.pop(subject.encode(), None)
         else:
-            due = engine.next_deadline(state, self.policy)
             table[subject.encode()] = codec.encode_state(state, due, self.policy.fingerprint)
         self._count_open(partition, before, state)
 
     def _count_open(self, partition: int, before: Any, after: Any) -> None:
         counts = self.open_tickets.setdefault(partition, Counter())
         for state, delta in ((before, -1), (after, +1)):
-            if isinstance(state, Ticket) and state.phase is Phase.OPEN:
-                counts[(state.severity.value, state.tier.value)] += delta
+            label = _open_label(state)
+            if label is not None:
+                counts[label] += delta
 
     # -- sending ------------------------------------------------------------------------------
 

@@ -1,10 +1,14 @@
 """Table values: ticket and maintenance states as compact, versioned JSON arrays.
 
-A state is stored as `[kind, 2, policy, next_due, field...]`, its fields in dataclass order;
+A state is stored as `[kind, 3, policy, next_due, field...]`, its fields in dataclass order;
 instants are integer microseconds since the epoch and durations integer microseconds, so decoding
 is exact. `next_due` is the state's next deadline under the policy whose fingerprint is `policy`:
 rebuilding a deadline index reads it with `peek` instead of decoding the state (a tenth of the
-cost). Version 1 values (`[kind, 1, field...]`, without the two) are still decoded.
+cost). Version 3 states are self-describing: none of their pending deadlines has fired (a tick
+stores the state it advanced). Version 2 values (the same layout) and version 1 values
+(`[kind, 1, field...]`, without the two) were written when ticks did not store what they fired,
+behind a per-partition fired watermark: they are still decoded, and `LEGACY` tells the caller to
+advance them through that watermark.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from processor.sla.maintenance import Maintenance
 from processor.sla.ticket import Ticket
 from schemas.cloudevents import Severity, Tier
 
-VERSION: Final = 2
+VERSION: Final = 3
+LEGACY: Final = frozenset({1, 2})  # may lag their partition's fired watermark
 _HEAD: Final = 4  # kind, version, policy, next_due
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _US: Final = timedelta(microseconds=1)
@@ -127,10 +132,15 @@ def encode_state(state: State, next_due: datetime | None, policy: str) -> bytes:
 
 
 def decode_state(raw: bytes) -> State:
+    return decode_stored(raw)[0]
+
+
+def decode_stored(raw: bytes) -> tuple[State, int]:
+    """The state and the codec version that wrote it."""
     try:
         kind, version, *values = orjson.loads(raw)
         layout = _LAYOUTS[kind]
-        if version == VERSION:
+        if version in (VERSION, 2):
             values = values[_HEAD - 2 :]
         elif version != 1:
             raise CorruptState(f"state of kind {kind!r} version {version} is not decodable")
@@ -139,7 +149,7 @@ def decode_state(raw: bytes) -> State:
         state: State = layout.decode(values)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError) as exc:
         raise CorruptState(f"undecodable state: {exc}") from exc
-    return state
+    return state, version
 
 
 Peek = tuple[str, int | None, tuple[str, str] | None]
@@ -155,7 +165,8 @@ _TIERS: Final = frozenset(t.value for t in Tier)
 
 def peek(raw: bytes) -> Peek | None:
     """(policy, next due in epoch microseconds, (severity, tier) of an open ticket else None),
-    read without decoding the state; None when only decoding can tell (version 1, or corrupt).
+    read without decoding the state; None when only decoding can tell (an earlier version, or
+    corrupt).
     """
     try:
         values = orjson.loads(raw)

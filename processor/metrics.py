@@ -24,6 +24,8 @@ class Gauges:
     open_tickets: Callable[[], Mapping[tuple[str, str], int]]
     pending_deadlines: Callable[[], int]
     consumer_lag: Callable[[], Mapping[tuple[str, int], int]]
+    held_partitions: Callable[[], int]
+    oldest_hold: Callable[[], float]
 
 
 class _ScrapeTimeCollector(Collector):
@@ -50,6 +52,17 @@ class _ScrapeTimeCollector(Collector):
         for (topic, partition), records in sorted(self._gauges.consumer_lag().items()):
             lag.add_metric([topic, str(partition)], records)
         yield lag
+        yield GaugeMetricFamily(
+            "sla_held_partitions",
+            "Owned partitions with deadlines due whose tick waits until the input records that "
+            "were in Kafka when it was decided are applied.",
+            value=self._gauges.held_partitions(),
+        )
+        yield GaugeMetricFamily(
+            "sla_deadline_hold_seconds",
+            "How long the longest-waiting decided tick has waited for its inputs (0: none waits).",
+            value=self._gauges.oldest_hold(),
+        )
 
 
 class Metrics:
@@ -86,6 +99,18 @@ class Metrics:
             "sla_timer_lateness_seconds",
             "Emission time minus due time of outputs fired by timers.",
             buckets=LATENESS_BUCKETS,
+            registry=r,
+        )
+        self.tick_hold = Histogram(
+            "sla_tick_hold_seconds",
+            "From deciding a tick (taking its inputs' end offsets) to sending it, once they are "
+            "applied: the lateness a lag behind the inputs adds to deadlines.",
+            buckets=LATENESS_BUCKETS,
+            registry=r,
+        )
+        self.ticks_ignored = Counter(
+            "sla_ticks_ignored",
+            "Tick records ignored: decided by an earlier owner of the partition (or malformed).",
             registry=r,
         )
         self.rebuilds = Histogram(

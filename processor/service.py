@@ -14,6 +14,7 @@ from typing import Any
 import faust
 import faust.tables.recovery as faust_recovery
 import faust.transport.consumer as faust_consumer
+import faust.transport.drivers.aiokafka as faust_aiokafka
 import faust.transport.producer as faust_producer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.types import TP, StreamT
@@ -163,6 +164,62 @@ def log_offset_gaps(consumer_class: Any = faust_consumer.Consumer) -> None:
     consumer_class._add_gap = add_gap_logged
 
 
+def commit_between_records(consumer_class: Any = faust_consumer.Consumer) -> None:
+    """Work round split units of work in faust-streaming 0.15: commits in the middle of a record.
+
+    Faust commits from its own tasks (a timer, `commit_every`, a rebalance), at any `await` of
+    the agent. Under exactly-once a commit in the middle of a record commits part of its outputs
+    and table writes with the offsets before it; a crash then repeats them (an id committed
+    twice), or, with the rest of the record's effects in the next, aborted, transaction, keeps
+    some and loses others. And the transaction commit does not flush Faust's producer buffer:
+    table writes still queued there went into the *next* transaction, apart from the outputs
+    and the offset they belong with. Here a commit waits for the record in hand (the app's
+    `sla_record_lock`, held by the stream per record), and under exactly-once flushes the
+    buffer into the transaction first. A record's ack runs before the agent asks for the lock
+    again, so the committed offsets include every record whose effects are committed.
+    """
+    if getattr(consumer_class.force_commit, "_between_records", False):
+        return
+    force_commit = consumer_class.force_commit
+
+    async def force_commit_between_records(self: Any, *args: Any, **kwargs: Any) -> bool:
+        lock = getattr(self.app, "sla_record_lock", None)
+        if lock is None:
+            return bool(await force_commit(self, *args, **kwargs))
+        async with lock:
+            if self.in_transaction:
+                await self.app.producer.buffer.flush()
+            return bool(await force_commit(self, *args, **kwargs))
+
+    force_commit_between_records._between_records = True  # type: ignore[attr-defined]
+    consumer_class.force_commit = force_commit_between_records
+
+
+def report_fetches(thread_class: Any = faust_aiokafka.AIOKafkaConsumerThread) -> None:
+    """Tell the stream, from the Kafka client's thread, what each fetch handed over.
+
+    Not a defect: the one place where both the records a fetch hands to Faust and the client's
+    position after it (past transaction markers and aborted records) can be read together,
+    which is what a tick needs to know that a source partition is read up to an end offset
+    (`processor.sla.firing.caught_up`). The app's `sla_on_fetched(consumer, partitions,
+    records)` is called after each fetch, on the client's thread.
+    """
+    if getattr(thread_class._fetch_records, "_reported", False):
+        return
+    fetch_records = thread_class._fetch_records
+
+    async def fetch_records_reported(self: Any, consumer: Any, *args: Any, **kwargs: Any) -> Any:
+        records = await fetch_records(self, consumer, *args, **kwargs)
+        report = getattr(self.consumer.app, "sla_on_fetched", None)
+        if report is not None:
+            active = args[0] if args else kwargs["active_partitions"]
+            report(consumer, active, records)
+        return records
+
+    fetch_records_reported._reported = True  # type: ignore[attr-defined]
+    thread_class._fetch_records = fetch_records_reported
+
+
 # Faust's changelog recovery waits this long for the next record before it looks for the end.
 _FAUST_RECOVERY_IDLE_SECONDS = 5.0
 RECOVERY_IDLE_SECONDS = 0.5
@@ -214,8 +271,12 @@ def assemble(
     seek_with_flow_stopped()
     log_offset_gaps()
     flush_producer_buffer_fully()
+    commit_between_records()
+    report_fetches()
     metrics = Metrics(registry)
     stream = SlaStream(topology, policy, metrics, clock)
+    app.sla_record_lock = stream.record_lock  # type: ignore[attr-defined]
+    app.sla_on_fetched = stream.on_fetched  # type: ignore[attr-defined]
     ticks_topic = topology.ticks.get_topic_name()
 
     async def sla(records: StreamT[bytes]) -> None:
@@ -249,15 +310,19 @@ def assemble(
 
     async def deadlines() -> None:
         await tick_loop(
-            stream.deadlines,
-            stream.send_tick,
-            paused=lambda: bool(app.rebalancing or app.in_recovery),
-            catch_up=stream.catch_up,
+            stream.deadlines, stream, paused=lambda: bool(app.rebalancing or app.in_recovery)
         )
 
     app.task(deadlines)
-    metrics.watch(Gauges(open_tickets=lambda: _open(stream), pending_deadlines=stream.deadlines.pending,
-                         consumer_lag=lambda: _lag(app)))  # fmt: skip
+    metrics.watch(
+        Gauges(
+            open_tickets=lambda: _open(stream),
+            pending_deadlines=stream.deadlines.pending,
+            consumer_lag=lambda: _lag(app),
+            held_partitions=lambda: len(stream.deadlines.held()),
+            oldest_hold=lambda: stream.deadlines.oldest_hold(time.monotonic()),
+        )
+    )
     web.install(topology, policy, metrics.registry, clock)
     return topology, stream
 

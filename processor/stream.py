@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from processor.settings import ProcessingGuarantee
 from processor.sla import engine
 from processor.sla.deadlines import DeadlineIndex
 from processor.sla.exceptions import Rejected
+from processor.sla.firing import Barrier, Fetched, Source
 from processor.sla.outputs import (
     Breach,
     Escalation,
@@ -31,7 +33,7 @@ from processor.sla.outputs import (
 )
 from processor.sla.policy import Policy
 from processor.sla.ticket import Phase, Ticket
-from processor.timers import Backlog, Deadlines, epoch, instant
+from processor.timers import Deadlines, PartitionClock, epoch, instant
 from processor.topology import Topology
 from schemas.cloudevents import (
     MAINTENANCE_TYPES,
@@ -46,7 +48,8 @@ log = logging.getLogger(__name__)
 # Deadlines fired per tick; a larger burst continues on the next tick, right away.
 TICK_BATCH = 20_000
 _US = timedelta(microseconds=1)
-_CUT_MARGIN = timedelta(milliseconds=1)
+# A decided tick still waiting for its inputs after this long is logged (once) with what it waits for.
+HOLD_WARNING_SECONDS = 30.0
 _ORIGIN = ("sla-origin-topic", "sla-origin-partition", "sla-origin-offset")
 
 
@@ -83,11 +86,6 @@ def _open_label(state: object) -> tuple[str, str] | None:
     return None
 
 
-def _ahead(due_us: int | None, mark_us: int | None) -> bool:
-    """A stored next deadline still stands: none, or after the partition's fired watermark."""
-    return due_us is None or mark_us is None or due_us > mark_us
-
-
 class SlaStream:
     """Everything the agent does with one record, and the per-partition deadline bookkeeping."""
 
@@ -112,8 +110,20 @@ class SlaStream:
         self._rekeyed = topology.rekeyed.get_topic_name()
         self._ticks = topology.ticks.get_topic_name()
         self._eos = settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE
-        self._backlog_topics = [*self._inputs, self._rekeyed]
-        self._holding = False  # some owned partition is still reading its backlog
+        # How far each source partition (inputs and re-key topic) is read: ticks wait for it.
+        # `applied` is written by the stream; `fetched` by the Kafka client's thread, one value
+        # per source at a time (`on_fetched`).
+        self.applied: dict[Source, int] = {}
+        self.fetched: dict[Source, Fetched] = {}
+        # Per re-key partition: the offset after the last forward acknowledged, and the forwards
+        # still in flight.
+        self._forwarded: dict[int, int] = {}
+        self._forwarding: dict[int, set[asyncio.Future[Any]]] = {}
+        # Held per record: Faust commits between records only (service.commit_between_records).
+        self.record_lock = asyncio.Lock()
+        self._sources = {*self._inputs, self._rekeyed}
+        self._incarnation = uuid.uuid4().hex[:12]
+        self._ownerships = 0
         # Source partitions read since they were (last) assigned: the first record of each is
         # logged, to show where a take-over resumed.
         self._reading: set[tuple[str, int]] = set()
@@ -132,12 +142,46 @@ class SlaStream:
                     "offset": message.offset,
                 },
             )
-        if self._holding:
-            self.deadlines.note(message.partition, message.topic, message.offset)
+        async with self.record_lock:
+            try:
+                await self._dispatch(message, event.value)
+            finally:  # done with, whatever became of it
+                self.applied[(message.topic, message.partition)] = message.offset + 1
+
+    def on_fetched(
+        self, consumer: Any, partitions: Iterable[Any], records: Mapping[Any, Any]
+    ) -> None:
+        """After each fetch, on the Kafka client's thread: what it handed over, and its position.
+
+        Each source's value is replaced whole, so the stream never sees half of one update.
+        """
+        try:
+            assignment = consumer._subscription.subscription.assignment
+        except AttributeError:  # no subscription: nothing to trust
+            return
+        if assignment is None:
+            return
+        sources = self._sources
+        fetched = self.fetched
+        for tp in partitions:
+            if tp.topic not in sources:
+                continue
+            state = assignment.state_value(tp)
+            position = state.position if state is not None and state.has_valid_position else None
+            source = (tp.topic, tp.partition)
+            batch = records.get(tp)
+            if batch:
+                handed = batch[-1].offset + 1
+            else:
+                previous = fetched.get(source)
+                handed = previous.handed if previous is not None else 0
+            fetched[source] = Fetched(handed, position)
+
+    async def _dispatch(self, message: Any, raw: Any) -> None:
         key = message.key if isinstance(message.key, bytes) else None
         origin = Origin(message.topic, message.partition, message.offset, key)
         # A null value (tombstone) stays null on its way to the dead-letter topic.
-        value = event.value if isinstance(event.value, bytes) else None
+        value = raw if isinstance(raw, bytes) else None
         if message.topic == self._ticks:
             await self._tick(message.partition, value or b"")
         elif message.topic == self._rekeyed:
@@ -171,16 +215,19 @@ class SlaStream:
         owner = partition_of(event.subject, self.topology.partitions)
         if owner != partition and not rekeyed:
             # Upstream keyed (or partitioned) it differently: move it to the subject's partition.
-            await self._send(
+            ack = await self._send(
                 self.topology.rekeyed, event.subject.encode(), raw, origin.headers(), partition
             )
+            self._track_forward(owner, ack)
             return
         await self._apply(event, origin, raw, partition)
 
     async def _apply(self, event: InputEvent, origin: Origin, raw: bytes, partition: int) -> None:
+        """Apply one event: what the engine decides is emitted at once (it depends on this
+        subject's earlier events only); deadlines it leaves due fire on the next tick."""
         domain = engine.domain_of(event)
         table = self._table(domain)
-        before = self._load(table, event.subject)
+        before = self._load(table, event.subject, partition)
         try:
             decision = engine.decide(before, event, self.policy)
         except Rejected as exc:
@@ -194,107 +241,143 @@ class SlaStream:
                 "duplicate event ignored", extra={"subject": event.subject, "event_id": event.id}
             )
             return
-        fired = self.deadlines.partitions.get(partition)
-        watermark = instant(fired.fired_up_to) if fired and fired.fired_up_to is not None else None
-        # Outputs from deadlines before the event that a tick already fired are not sent again.
-        fresh = [
-            o
-            for o in decision.outputs
-            if watermark is None or o.time >= event.time or o.time > watermark
-        ]
-        overdue, next_deadline = self._overdue(before, decision, watermark)
-        await self._emit(fresh, partition, timer=False)
-        await self._emit(overdue, partition, timer=True)
+        await self._emit(list(decision.outputs), partition, timer=False)
         self._store(table, event.subject, decision.state, decision.next_deadline, partition, before)
-        self.deadlines.arm(partition, state_key(domain, event.subject), next_deadline)
+        self.deadlines.arm(partition, state_key(domain, event.subject), decision.next_deadline)
         self.metrics.events_processed.labels(origin.topic, event.type).inc()
 
-    def _overdue(
-        self, before: Any, decision: engine.AnyDecision, watermark: datetime | None
-    ) -> tuple[list[Output], datetime | None]:
-        """Deadlines a late event put at or before the fired watermark, and the next one after.
+    def _track_forward(self, partition: int, ack: Awaitable[Any]) -> None:
+        """Remember where a forward to re-key partition `partition` lands, once acknowledged."""
+        future = asyncio.ensure_future(ack)
+        pending = self._forwarding.setdefault(partition, set())
+        pending.add(future)
 
-        Ticks fired everything of `before` up to the watermark and the next tick fires only what
-        is after it, so what the event added in between is fired here (or it would be lost).
-        """
-        due = decision.next_deadline
-        if watermark is None or decision.state is None or due is None or due > watermark:
-            return [], due
-        advanced = engine.advance(decision.state, watermark, self.policy)
-        fired = set() if before is None else {
-            o.id for o in engine.advance(before, watermark, self.policy).outputs
-        }  # fmt: skip
-        # A state that expires by the watermark keeps its deadline: the next tick drops it.
-        after = due if advanced.state is None else advanced.next_deadline
-        return [o for o in advanced.outputs if o.id not in fired], after
+        def landed(done: asyncio.Future[Any]) -> None:
+            pending.discard(done)
+            if not done.cancelled() and done.exception() is None:
+                end = done.result().offset + 1
+                self._forwarded[partition] = max(self._forwarded.get(partition, 0), end)
+
+        future.add_done_callback(landed)
 
     # -- ticks --------------------------------------------------------------------------------
 
     async def _tick(self, partition: int, raw: bytes) -> None:
+        """Fire what is due up to the tick's instant, then store the states it advanced."""
         clock = self.deadlines.partitions.get(partition)
-        if clock is None:
+        tick = parse_tick(raw)
+        if clock is None or tick is None or tick[1] != clock.token:
+            # Decided by an earlier owner, or before a restart: its inputs may not be applied here.
+            self.metrics.ticks_ignored.inc()
             return
+        upto = tick[0]
         clock.tick_sent_at = None
         # The loop left this partition out of its sleep while the tick was in flight: let it plan
         # again with the partition's next deadline (else a sparse deadline waited up to a second).
-        # Deadlines re-armed while firing below wake it too, through `Deadlines.arm`.
         self.deadlines.wake()
-        try:
-            upto = int(raw) * _US + instant(0)
-        except ValueError:
-            log.warning("malformed tick ignored", extra={"partition": partition})
-            return
-        if clock.fired_up_to is not None and epoch(upto) <= clock.fired_up_to:
-            return
         due = clock.index.pop_due(epoch(upto), TICK_BATCH)
-        remaining = clock.index.peek()
-        # The popped keys fire up to the tick's instant; but with the batch cut short, only what
-        # is due before the first unfired deadline is complete, and the watermark says no more
-        # (kept a millisecond clear of it: epoch floats are exact to a microsecond at best). Many
-        # deadlines at one instant thus drain over several ticks.
-        mark = upto
-        if remaining is not None and remaining <= epoch(upto):
-            mark = min(upto, instant(remaining) - _CUT_MARGIN)
-        acks = [await self._fire(partition, key, upto, clock.fired_up_to) for key, _ in due]
-        await asyncio.gather(*(ack for batch in acks for ack in batch))
-        if clock.fired_up_to is None or epoch(mark) > clock.fired_up_to:
-            clock.fired_up_to = epoch(mark)
-            self.topology.watermarks[str(partition).encode()] = str(
-                int(epoch(mark) * 1_000_000)
-            ).encode()
+        fired = [await self._fire(partition, key, upto) for key, _ in due]
+        await asyncio.gather(*(ack for firing in fired if firing for ack in firing.acks))
+        # Stored only once the outputs are acknowledged: a crash before then fires them again.
+        for firing in fired:
+            if firing is not None:
+                self._store(*firing.store, partition, firing.before)
+                self.deadlines.arm(partition, firing.key, firing.next_deadline)
 
-    async def _fire(
-        self, partition: int, key: str, upto: datetime, watermark: float | None
-    ) -> list[Awaitable[Any]]:
+    async def _fire(self, partition: int, key: str, upto: datetime) -> _Fired | None:
         domain = "maintenance" if key.startswith("m:") else "ticket"
         subject = key[2:]
         table = self._table(domain)
-        state = self._load(table, subject)
+        state = self._load(table, subject, partition)
         if state is None:
-            return []
+            return None
         decision = engine.advance(state, upto, self.policy)
-        fresh = [o for o in decision.outputs if watermark is None or epoch(o.time) > watermark]
-        acks = await self._emit(fresh, partition, timer=True)
-        if decision.state is None:
-            self._store(table, subject, None, None, partition, state)
-        self.deadlines.arm(partition, key, decision.next_deadline)
-        return acks
+        acks = await self._emit(list(decision.outputs), partition, timer=True)
+        store = (table, subject, decision.state, decision.next_deadline)
+        return _Fired(key, state, store, decision.next_deadline, acks)
+
+    async def decide_ticks(self, partitions: list[int], now: float) -> None:
+        """Decide a tick at `now` for each partition: take the end offsets it must wait for."""
+        owned = sorted(self.deadlines.partitions)
+        inputs = [TP(topic, p) for topic in self._inputs for p in owned]
+        rekeyed = [TP(self._rekeyed, p) for p in partitions]
+        ends = await self._end_offsets([*inputs, *rekeyed])
+        upto, decided = instant(now), time.monotonic()
+        input_ends = {(tp.topic, tp.partition): ends[tp] for tp in inputs}
+        for tp in rekeyed:
+            clock = self.deadlines.partitions.get(tp.partition)
+            if clock is not None and clock.barrier is None:
+                source = (tp.topic, tp.partition)
+                clock.barrier = Barrier(upto, input_ends, source, ends[tp], decided)
+
+    async def send_ready_ticks(self) -> None:
+        """Send each decided tick whose inputs are applied up to the offsets it took."""
+        applied, fetched = self.applied, self.fetched
+        for partition in self.deadlines.held():
+            clock = self.deadlines.partitions[partition]
+            barrier = clock.barrier
+            assert barrier is not None
+            if not barrier.forwards_counted:
+                if not barrier.inputs_read(applied, fetched):
+                    self._warn_if_stalled(partition, barrier)
+                    continue
+                pending = list(self._forwarding.get(partition, ()))
+                if pending:
+                    await asyncio.wait(pending)
+                barrier.count_forwards(self._forwarded.get(partition, 0))
+            if not barrier.ready(applied, fetched):
+                self._warn_if_stalled(partition, barrier)
+                continue
+            if self.deadlines.partitions.get(partition) is not clock:
+                continue  # released while waiting for the forwards
+            clock.barrier = None
+            clock.tick_sent_at = time.monotonic()
+            self.metrics.tick_hold.observe(clock.tick_sent_at - barrier.decided_at)
+            try:
+                await self.send_tick(partition, barrier.upto, clock.token)
+            except Exception:
+                clock.tick_sent_at = None  # decided again at once, not after TICK_RETRY_SECONDS
+                raise
+
+    def _warn_if_stalled(self, partition: int, barrier: Barrier) -> None:
+        waited = time.monotonic() - barrier.decided_at
+        if waited < HOLD_WARNING_SECONDS or barrier.warned:
+            return
+        barrier.warned = True
+        log.warning(
+            "deadlines held: inputs not yet read",
+            extra={
+                "partition": partition,
+                "seconds": round(waited, 1),
+                "unread": [f"{t}[{p}]" for t, p in barrier.unread(self.applied, self.fetched)],
+            },
+        )
+
+    async def _end_offsets(self, tps: list[TP]) -> dict[TP, int]:
+        """End offsets as the consumer reads them (the last stable ones under exactly-once),
+        asked on the Kafka client's own thread and loop."""
+        thread: Any = self._thread()
+        found: dict[Any, int] = await thread.call_thread(thread._ensure_consumer().end_offsets, tps)
+        return {TP(tp.topic, tp.partition): offset for tp, offset in found.items()}
+
+    def _thread(self) -> Any:
+        """Faust's thread running the aiokafka consumer."""
+        consumer: Any = self.topology.app.consumer
+        return consumer._thread
 
     # -- partitions ---------------------------------------------------------------------------
 
     def rebuild(self, partitions: set[int]) -> None:
         """Rebuild the deadline indexes of newly owned partitions from their tables.
 
-        A state stored under the current policy carries its next deadline (`codec.peek`); only
-        one that is due by its partition's watermark (ticks fired part of it), stored under
-        another policy, or stored by version 1 is decoded to compute its deadline again.
+        A state stored by this version under the current policy carries its next deadline
+        (`codec.peek`); any other is decoded to compute it again.
         """
         partitions = {p for p in partitions if p not in self.deadlines.partitions}
         if not partitions:
             return
         started = self.clock()
-        marks = {p: self._watermark(p) for p in partitions}
-        marks_us = {p: None if m is None else (m - instant(0)) // _US for p, m in marks.items()}
+        marks = {p: self._legacy_mark(p) for p in partitions}
         items: dict[int, list[tuple[str, float]]] = {p: [] for p in partitions}
         counts: dict[int, Counter[tuple[str, str]]] = {p: Counter() for p in partitions}
         decoded = 0
@@ -303,7 +386,7 @@ class SlaStream:
             for partition, key, raw in self._stored(domain, partitions):
                 subject = key.decode(errors="replace")
                 head = codec.peek(raw)
-                if head is not None and head[0] == policy and _ahead(head[1], marks_us[partition]):
+                if head is not None and head[0] == policy:
                     _, due_us, label = head
                     due = None if due_us is None else due_us / 1e6
                 else:
@@ -317,15 +400,11 @@ class SlaStream:
                 if label is not None:
                     counts[partition][label] += 1
         for partition in partitions:
-            mark = marks[partition]
-            self.deadlines.own(
-                partition,
-                DeadlineIndex.from_items(items[partition]),
-                None if mark is None else epoch(mark),
-                held=True,
-            )
+            self._ownerships += 1
+            token = f"{self._incarnation}.{self._ownerships}"
+            index = DeadlineIndex.from_items(items[partition])
+            self.deadlines.own(partition, PartitionClock(index, token, marks[partition]))
             self.open_tickets[partition] = counts[partition]
-        self._holding = True
         elapsed = (self.clock() - started).total_seconds()
         self.metrics.rebuilds.observe(elapsed)
         log.info(
@@ -343,40 +422,10 @@ class SlaStream:
         for partition in partitions:
             self.deadlines.release(partition)
             self.open_tickets.pop(partition, None)
-        self._holding = bool(self.deadlines.held())
-
-    async def catch_up(self) -> None:
-        """Let held partitions fire once the records their inputs held at take-over are processed.
-
-        Only what this worker reads counts: an event re-keyed to a partition by another worker
-        after the take-over is a late event (its deadlines fire as `_overdue` says).
-        """
-        consumer = self.topology.app.consumer
-        for partition in self.deadlines.held():
-            clock = self.deadlines.partitions[partition]
-            tps = [TP(topic, partition) for topic in self._backlog_topics]
-            if clock.backlog is None:
-                # The end offsets of the first fetch after the take-over (the last stable ones
-                # in exactly-once mode); none before that fetch.
-                ends = [consumer.highwater(tp) for tp in tps]
-                if any(end is None for end in ends):
-                    continue
-                clock.backlog = Backlog(
-                    {tp.topic: end for tp, end in zip(tps, ends, strict=True)}, time.monotonic()
-                )
-            backlog = clock.backlog
-            unread = backlog.unread()
-            found = await asyncio.gather(*(consumer.position(TP(t, partition)) for t in unread))
-            if backlog.read(dict(zip(unread, found, strict=True)), time.monotonic()):
-                self.deadlines.unhold(partition)
-                log.info(
-                    "backlog processed, deadlines fire",
-                    extra={
-                        "partition": partition,
-                        "seconds": round(time.monotonic() - backlog.started, 3),
-                    },
-                )
-        self._holding = bool(self.deadlines.held())
+            # Read again from the committed offsets by whoever owns it next.
+            for topic in (*self._inputs, self._rekeyed):
+                self.applied.pop((topic, partition), None)
+                self.fetched.pop((topic, partition), None)
 
     def _decoded_deadline(
         self, subject: str, raw: bytes, mark: datetime | None, now: datetime
@@ -384,24 +433,20 @@ class SlaStream:
         """(next deadline in epoch seconds, open-ticket label) of a stored state, decoded;
         None for a value that cannot be decoded."""
         try:
-            state = codec.decode_state(raw)
-            due = self._rearm_due(state, mark, now)
+            state, version = codec.decode_stored(raw)
+            if version in codec.LEGACY and mark is not None:
+                advanced = engine.advance(state, mark, self.policy).state
+                if advanced is None:
+                    return epoch(now), None  # expired: the next tick forgets it
+                state = advanced
+            due = engine.next_deadline(state, self.policy)
         except Exception:  # one bad value must not stop a take-over; it is logged, with its id
             log.exception("corrupt state skipped", extra={"subject": subject})
             return None
         return (None if due is None else epoch(due)), _open_label(state)
 
-    def _rearm_due(
-        self, state: engine.State, mark: datetime | None, now: datetime
-    ) -> datetime | None:
-        due = engine.next_deadline(state, self.policy)
-        if due is None or mark is None or due > mark:
-            return due
-        # Already fired up to the watermark: the next deadline is the first one after it.
-        advanced = engine.advance(state, mark, self.policy)
-        return now if advanced.state is None else advanced.next_deadline
-
-    def _watermark(self, partition: int) -> datetime | None:
+    def _legacy_mark(self, partition: int) -> datetime | None:
+        """The fired watermark an earlier release stored for `partition` (codec.LEGACY)."""
         raw = self.topology.watermarks.get(str(partition).encode())
         return None if raw is None else instant(0) + int(raw) * _US
 
@@ -432,15 +477,20 @@ class SlaStream:
             if partition in partitions:
                 yield partition, key, raw
 
-    def _load(self, table: TableT[bytes, bytes], subject: str) -> Any:
+    def _load(self, table: TableT[bytes, bytes], subject: str, partition: int) -> Any:
         raw = table.get(subject.encode())
         if raw is None:
             return None
         try:
-            return codec.decode_state(raw)
+            state, version = codec.decode_stored(raw)
         except codec.CorruptState:
             log.exception("corrupt state dropped", extra={"subject": subject})
             return None
+        clock = self.deadlines.partitions.get(partition)
+        if version in codec.LEGACY and clock is not None and clock.legacy_mark is not None:
+            # An earlier release fired it up to its partition's watermark without storing it.
+            return engine.advance(state, clock.legacy_mark, self.policy).state
+        return state
 
     def _store(
         self,
@@ -564,8 +614,32 @@ class SlaStream:
         """
         return self.topology.app.producer
 
-    async def send_tick(self, partition: int, now: float) -> None:
+    async def send_tick(self, partition: int, upto: datetime, token: str) -> None:
         """Ticks bypass transactions: they must be visible at once, and carry no state."""
         driver = self._driver()
-        value = str(int(now * 1_000_000)).encode()
+        value = encode_tick(upto, token)
         await driver.send(self._ticks, None, value, partition, None, None, transactional_id=None)
+
+
+def encode_tick(upto: datetime, token: str) -> bytes:
+    return f"{(upto - instant(0)) // _US} {token}".encode()
+
+
+def parse_tick(raw: bytes) -> tuple[datetime, str] | None:
+    """(instant, ownership token) of a tick record; None for anything else."""
+    try:
+        micros, token = raw.decode().split(" ")
+        return instant(0) + int(micros) * _US, token
+    except (UnicodeDecodeError, ValueError, OverflowError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Fired:
+    """One key fired by a tick: what to store once its outputs are acknowledged."""
+
+    key: str
+    before: engine.State
+    store: tuple[TableT[bytes, bytes], str, engine.State | None, datetime | None]
+    next_deadline: datetime | None
+    acks: list[Awaitable[Any]]

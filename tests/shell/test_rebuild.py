@@ -1,8 +1,9 @@
 """`SlaStream.rebuild` without Kafka: deadline indexes rebuilt from stored states.
 
 A state stored under the current policy carries its next deadline, and the rebuild reads that
-instead of decoding the state. Whatever it cannot trust (another policy, a version 1 value, a
-deadline at or before the watermark) is decoded, and must come out the same as before.
+instead of decoding the state. Whatever it cannot trust (another policy, a value an earlier
+release wrote) is decoded, and must come out the same as before; an earlier release's value is
+first advanced through the fired watermark that release stored.
 """
 
 from __future__ import annotations
@@ -38,13 +39,13 @@ def contents(sla: SlaStream, partition: int = 0) -> dict[str, float | None]:
 @pytest.fixture
 def decodes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
     seen: list[bytes] = []
-    decode = codec.decode_state
+    decode = codec.decode_stored
 
-    def counting(raw: bytes) -> engine.State:
+    def counting(raw: bytes) -> tuple[engine.State, int]:
         seen.append(raw)
         return decode(raw)
 
-    monkeypatch.setattr(codec, "decode_state", counting)
+    monkeypatch.setattr(codec, "decode_stored", counting)
     return seen
 
 
@@ -90,14 +91,22 @@ def test_states_it_cannot_trust_are_decoded_to_the_same_index(
     assert sla.open_tickets[0] == counts
 
 
-def test_deadlines_the_watermark_passed_are_decoded_and_advanced(decodes: list[bytes]) -> None:
-    """Ticks fired the breach (the watermark is past it) without storing the state: the index
-    must hold each ticket's next deadline after the watermark, the escalation's second step."""
+def version_2(raw: bytes) -> bytes:
+    """The same value as an earlier release wrote it (same layout, version 2)."""
+    kind, _, *rest = orjson.loads(raw)
+    return orjson.dumps([kind, 2, *rest])
+
+
+def test_an_earlier_release_s_states_are_advanced_through_its_watermark(
+    decodes: list[bytes],
+) -> None:
+    """That release's ticks fired the breach (its watermark is past it) without storing the
+    state: the index must hold each ticket's next deadline after the watermark, the second
+    escalation step. A state this version stored is self-describing: the watermark is not
+    applied to it, and it is not decoded."""
     sla, _, _ = a_stream(tickets=TICKETS)
-    values = dict(sla.topology.tickets)  # type: ignore[call-overload]
-    # One ticket opened later: its deadline lies after the watermark, so it is not decoded.
-    later = opened("B-000", OPENED + timedelta(minutes=5))
-    values[b"B-000"] = stored(later)
+    values = {k: version_2(v) for k, v in sla.topology.tickets.items()}  # type: ignore[attr-defined]
+    values[b"B-000"] = stored(opened("B-000"))  # written by this version
     mark = BREACH + timedelta(seconds=1)
     restore(sla, values, watermark=int(epoch(mark) * 1_000_000))
     assert len(decodes) == TICKETS - 1
@@ -106,7 +115,7 @@ def test_deadlines_the_watermark_passed_are_decoded_and_advanced(decodes: list[b
     assert expected is not None
     assert epoch(expected) > epoch(mark)
     assert {found[f"B-{i:03d}"] for i in range(1, TICKETS)} == {epoch(expected)}
-    assert found["B-000"] == epoch(BREACH + timedelta(minutes=5))
+    assert found["B-000"] == epoch(BREACH)
 
 
 def test_a_corrupt_state_is_skipped_and_the_rest_indexed(caplog: pytest.LogCaptureFixture) -> None:
@@ -164,15 +173,18 @@ def test_stored_and_decoded_deadlines_agree_for_every_state(
     state: engine.State, mark: int | None
 ) -> None:
     """Whatever the state (open, resolved, closed, expiring; ticket or maintenance) and wherever
-    the watermark lies, the index and the open-ticket count are the same from a version 2 value
-    as from the version 1 value that must be decoded."""
+    an earlier release's watermark lies, the index and the open-ticket count are the same from
+    a version 2 value as from the version 1 value that must be decoded; without a watermark, a
+    version 3 value gives them too."""
     sla, _, _ = a_stream(tickets=0)
     sla.policy = test_codec.POLICY
     domain = "maintenance" if isinstance(state, Maintenance) else "ticket"
     subject = state.maintenance_id if isinstance(state, Maintenance) else state.ticket_id
     table = sla.topology.maintenances if domain == "maintenance" else sla.topology.tickets
     found = []
-    for raw in (test_codec.encode(state), test_codec.version_1(state)):
+    current = test_codec.encode(state)
+    values = [version_2(current), test_codec.version_1(state)]
+    for raw in [*values, current] if mark is None else values:
         sla.release({0})
         sla.topology.watermarks.clear()  # type: ignore[attr-defined]
         if mark is not None:
@@ -182,4 +194,4 @@ def test_stored_and_decoded_deadlines_agree_for_every_state(
         sla.rebuild({0})
         index = sla.deadlines.partitions[0].index
         found.append((index.due_of(f"{domain[0]}:{subject}"), dict(sla.open_tickets[0])))
-    assert found[0] == found[1]
+    assert all(f == found[0] for f in found)

@@ -1,9 +1,10 @@
-"""`SlaStream._tick` without Kafka: many deadlines at one instant drain over several ticks.
+"""`SlaStream._tick` and `_apply` without Kafka: what a tick fires, stores and ignores.
 
 The stream fires at most TICK_BATCH deadlines per tick. A batch cut short in the middle of one
 instant (a mass outage: every ticket opened in the same second) must still fire the popped
-deadlines and leave the rest for the next tick, each exactly once; the stored watermark stays
-short of that instant until all of it has fired.
+deadlines and leave the rest for the next tick, each exactly once. A tick stores the states it
+advanced, so nothing is fired twice whatever comes next; a tick of an earlier ownership of the
+partition is ignored.
 """
 
 from __future__ import annotations
@@ -87,6 +88,11 @@ def a_stream(tickets: int) -> tuple[SlaStream, _Producer, dict[bytes, bytes]]:
     return sla, producer, watermarks
 
 
+def tick(sla: SlaStream, at: datetime, token: str | None = None) -> bytes:
+    """A tick record for partition 0, decided at `at` by its current owner (or `token`)."""
+    return stream.encode_tick(at, token or sla.deadlines.partitions[0].token)
+
+
 def breaches(producer: _Producer) -> list[str]:
     return [
         orjson.loads(v)["subject"]
@@ -99,33 +105,76 @@ async def test_one_instant_larger_than_a_batch_drains_over_several_ticks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(stream, "TICK_BATCH", 5)
-    sla, producer, watermarks = a_stream(tickets=12)
-    tick = str(int(epoch(BREACH + timedelta(seconds=1)) * 1_000_000)).encode()
-    marks = []
+    sla, producer, _ = a_stream(tickets=12)
+    record = tick(sla, BREACH + timedelta(seconds=1))
+    fired = []
     for _ in range(3):  # 5 + 5 + 2
-        await sla._tick(0, tick)
-        marks.append(int(watermarks[b"0"]))
+        await sla._tick(0, record)
+        fired.append(len(breaches(producer)))
+    assert fired == [5, 10, 12]
     assert sorted(breaches(producer)) == [f"B-{i:03d}" for i in range(12)]  # each once
-    breach_us = int(epoch(BREACH) * 1_000_000)
-    assert marks[0] < breach_us  # the instant was not complete
-    assert marks[1] < breach_us
-    assert marks[2] == int(tick)  # now it is
-    await sla._tick(0, tick)  # the same tick again: nothing more
+    await sla._tick(0, record)  # the same tick again: nothing more
     assert len(breaches(producer)) == 12
     # Every ticket is re-armed for its next deadline (step 2, 10 s after the opening).
     assert sla.deadlines.partitions[0].index.peek() == epoch(OPENED + timedelta(seconds=10))
+
+
+async def test_a_tick_stores_what_it_fired_so_nothing_fires_twice() -> None:
+    sla, producer, _ = a_stream(tickets=1)
+    await sla._tick(0, tick(sla, BREACH))
+    assert breaches(producer) == ["B-000"]
+    state, version = codec.decode_stored(sla.topology.tickets[b"B-000"])
+    assert version == codec.VERSION
+    assert state.breached_at == BREACH  # type: ignore[union-attr]
+    sla.release({0})
+    sla.rebuild({0})  # a restart: the index comes from the stored state alone
+    await sla._tick(0, tick(sla, OPENED + timedelta(seconds=11)))
+    assert breaches(producer) == ["B-000"]  # not again; step 2 fired instead
+    steps = [orjson.loads(v)["data"]["step"] for _, v in producer.sent if b"escalation" in v]
+    assert steps == [2]
+
+
+async def test_a_tick_of_an_earlier_ownership_is_ignored() -> None:
+    """Decided before a restart or by the previous owner: its inputs may not be applied here."""
+    sla, producer, _ = a_stream(tickets=3)
+    stale = tick(sla, BREACH)
+    sla.release({0})
+    sla.rebuild({0})
+    await sla._tick(0, stale)
+    await sla._tick(0, b"12345")  # malformed: no token
+    assert producer.sent == []
+    assert sla.metrics.ticks_ignored._value.get() == 2
+    await sla._tick(0, tick(sla, BREACH))
+    assert len(breaches(producer)) == 3
+
+
+async def test_deadlines_an_event_leaves_due_wait_for_the_next_tick() -> None:
+    """A ticket opened long ago, read now: its breach is not emitted while the event is
+    applied (its response may be the next record), only by a tick, which waits for it."""
+    sla, producer, _ = a_stream(tickets=0)
+    raw = orjson.dumps({
+        "specversion": "1.0", "id": "L-1", "source": "t", "type": "ticket.opened",
+        "time": OPENED.isoformat(), "subject": "LATE",
+        "data": {"customer_id": "c", "support_tier": "premium", "severity": "high"},
+    })  # fmt: skip
+    await sla._apply(parse_event(raw), stream.Origin("in", 0, 0), raw, 0)
+    types_sent = [orjson.loads(v)["type"] for _, v in producer.sent]
+    assert types_sent == ["sla.escalation"]  # step 1, at the opening itself
+    assert sla.deadlines.partitions[0].index.due_of("t:LATE") == epoch(BREACH)
+    await sla._tick(0, tick(sla, OPENED + timedelta(seconds=11)))
+    assert breaches(producer) == ["LATE"]
 
 
 async def test_a_returned_tick_wakes_the_loop_to_plan_the_next_deadline() -> None:
     """While a tick is in flight the loop sleeps without that partition's deadlines; when it
     comes back the loop must plan again at once, or a sparse deadline waits up to a second."""
     sla, _, _ = a_stream(tickets=1)
-    tick = str(int(epoch(BREACH) * 1_000_000)).encode()
+    record = tick(sla, BREACH)
     sla.deadlines._wake.clear()
-    await sla._tick(0, tick)
+    await sla._tick(0, record)
     assert sla.deadlines._wake.is_set()
     sla.deadlines._wake.clear()
-    await sla._tick(0, tick)  # a repeated tick, nothing to fire: the loop still plans again
+    await sla._tick(0, record)  # a repeated tick, nothing to fire: the loop still plans again
     assert sla.deadlines._wake.is_set()
 
 
@@ -135,11 +184,11 @@ async def test_the_first_record_of_each_assigned_partition_is_logged(
     """Where reading resumed after a take-over: one line per topic partition, again after a
     release (a revocation); the offsets a seek to the committed offsets should give."""
     sla, _, _ = a_stream(tickets=1)
-    tick = str(int(epoch(BREACH) * 1_000_000)).encode()
+    value = tick(sla, BREACH)
 
     def record(offset: int) -> Any:
         message = types.SimpleNamespace(topic="ticks", partition=0, offset=offset, key=None)
-        return types.SimpleNamespace(message=message, value=tick)
+        return types.SimpleNamespace(message=message, value=value)
 
     caplog.set_level("INFO", logger="processor.stream")
     for offset in (5, 6, 7):

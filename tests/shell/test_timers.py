@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 import pytest
 
 from processor.sla.deadlines import DeadlineIndex
+from processor.sla.firing import Barrier
 from processor.timers import (
-    BACKLOG_QUIET_SECONDS,
     MAX_SLEEP_SECONDS,
     TICK_RETRY_SECONDS,
-    Backlog,
     Deadlines,
+    PartitionClock,
     tick_loop,
 )
 
@@ -27,7 +27,7 @@ def at(seconds: float) -> datetime:
 def owned(*partitions: int) -> Deadlines:
     deadlines = Deadlines()
     for partition in partitions:
-        deadlines.own(partition, DeadlineIndex(), None)
+        deadlines.own(partition, PartitionClock(DeadlineIndex(), token=f"o{partition}"))
     return deadlines
 
 
@@ -37,13 +37,20 @@ def test_only_partitions_with_a_due_deadline_get_a_tick() -> None:
     d.arm(1, "t:b", at(200.0))
     assert d.due_partitions(now=99.9, monotonic=0.0) == []
     assert d.due_partitions(now=100.0, monotonic=0.0) == [0]  # due at the instant itself
+    sent(d, 0, monotonic=0.0)
     assert d.due_partitions(now=250.0, monotonic=0.1) == [1]  # 0's tick is still in flight
+
+
+def sent(d: Deadlines, partition: int, monotonic: float) -> None:
+    """What the stream does once a decided tick's inputs are read: it sends the tick."""
+    d.partitions[partition].tick_sent_at = monotonic
 
 
 def test_a_tick_in_flight_is_not_sent_again_until_presumed_lost() -> None:
     d = owned(0)
     d.arm(0, "t:a", at(100.0))
     assert d.due_partitions(100.0, monotonic=10.0) == [0]
+    sent(d, 0, monotonic=10.0)
     assert d.due_partitions(101.0, monotonic=10.0 + TICK_RETRY_SECONDS) == []
     assert d.due_partitions(102.0, monotonic=10.1 + TICK_RETRY_SECONDS) == [0]  # retried
 
@@ -52,6 +59,8 @@ def test_a_tick_that_came_back_clears_the_way_for_the_next() -> None:
     d = owned(0)
     d.arm(0, "t:a", at(100.0))
     assert d.due_partitions(100.0, monotonic=1.0) == [0]
+    sent(d, 0, monotonic=1.0)
+    assert d.due_partitions(100.5, monotonic=1.1) == []
     d.partitions[0].tick_sent_at = None  # what the stream does when the tick arrives
     assert d.due_partitions(100.5, monotonic=1.1) == [0]
 
@@ -82,14 +91,16 @@ def test_earliest_skips_partitions_with_a_tick_in_flight() -> None:
     d.arm(0, "t:a", at(100.0))
     d.arm(1, "t:b", at(150.0))
     assert d.earliest() == 100.0
-    d.due_partitions(120.0, monotonic=0.0)
+    assert d.due_partitions(120.0, monotonic=0.0) == [0]
+    sent(d, 0, monotonic=0.0)
     assert d.earliest() == 150.0
 
 
-def test_own_restores_a_rebuilt_index_and_its_watermark() -> None:
+def test_own_restores_a_rebuilt_index() -> None:
     d = Deadlines()
-    d.own(3, DeadlineIndex.from_items([("t:a", 10.0), ("m:b", 5.0)]), fired_up_to=4.0)
-    assert (d.pending(), d.partitions[3].fired_up_to) == (2, 4.0)
+    index = DeadlineIndex.from_items([("t:a", 10.0), ("m:b", 5.0)])
+    d.own(3, PartitionClock(index, token="x", legacy_mark=at(4.0)))
+    assert (d.pending(), d.partitions[3].legacy_mark) == (2, at(4.0))
     assert d.due_partitions(5.0, monotonic=0.0) == [3]
 
 
@@ -126,17 +137,30 @@ class FakeClock:
 
 
 class Ticks:
-    """A fake send_tick: records what it was asked to send, fails on demand."""
+    """A fake stream: decides a tick (a barrier on nothing), sends it; fails on demand."""
 
-    def __init__(self) -> None:
+    def __init__(self, deadlines: Deadlines) -> None:
+        self.deadlines = deadlines
         self.sent: list[tuple[int, float]] = []
         self.failures = 0
+        self.inputs_read = True
 
-    async def __call__(self, partition: int, now: float) -> None:
-        if self.failures:
-            self.failures -= 1
-            raise RuntimeError("broker hiccup")
-        self.sent.append((partition, now))
+    async def decide_ticks(self, partitions: list[int], now: float) -> None:
+        for partition in partitions:
+            barrier = Barrier(at(now), {}, ("rekeyed", partition), 0, time.monotonic())
+            self.deadlines.partitions[partition].barrier = barrier
+
+    async def send_ready_ticks(self) -> None:
+        if not self.inputs_read:
+            return
+        for partition in self.deadlines.held():
+            clock = self.deadlines.partitions[partition]
+            assert clock.barrier is not None
+            if self.failures:
+                self.failures -= 1
+                raise RuntimeError("broker hiccup")
+            self.sent.append((partition, clock.barrier.upto.timestamp()))
+            clock.barrier, clock.tick_sent_at = None, time.monotonic()
 
 
 class Pause:
@@ -152,7 +176,8 @@ class Pause:
 
 
 async def test_tick_loop_waits_out_a_pause_without_spinning() -> None:
-    clock, d, ticks, pause = FakeClock(1_000.0), owned(0, 1), Ticks(), Pause(True)
+    clock, d, pause = FakeClock(1_000.0), owned(0, 1), Pause(True)
+    ticks = Ticks(d)
     d.arm(1, "t:a", at(999.0))  # already due: `sleep` returns at once
     loop = asyncio.create_task(tick_loop(d, ticks, paused=pause, clock=clock))
     try:
@@ -167,7 +192,8 @@ async def test_tick_loop_waits_out_a_pause_without_spinning() -> None:
 
 
 async def test_tick_loop_retries_a_failed_send_at_once() -> None:
-    clock, d, ticks = FakeClock(1_000.0), owned(0), Ticks()
+    clock, d = FakeClock(1_000.0), owned(0)
+    ticks = Ticks(d)
     ticks.failures = 1  # logged; the partition is not left "in flight" for TICK_RETRY_SECONDS
     d.arm(0, "t:a", at(1_000.0))
     loop = asyncio.create_task(tick_loop(d, ticks, paused=lambda: False, clock=clock))
@@ -175,7 +201,7 @@ async def test_tick_loop_retries_a_failed_send_at_once() -> None:
         started = time.monotonic()
         await _until(lambda: bool(ticks.sent))
         assert time.monotonic() - started < 1.0
-        assert ticks.sent == [(0, 1_000.0)]
+        assert ticks.sent == [(0, 1_000.0)]  # the decided tick waited and went out
         await asyncio.sleep(0.2)
         assert ticks.sent == [(0, 1_000.0)]  # in flight now: not sent again
         clock.now = 1_010.0
@@ -201,48 +227,25 @@ async def _until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
         await asyncio.sleep(0.01)
 
 
-# -- held partitions: the backlog first ------------------------------------------------------
+# -- decided ticks wait for their inputs -------------------------------------------------------
 
 
-def test_a_held_partition_gets_no_tick_until_released() -> None:
-    d = Deadlines()
-    d.own(0, DeadlineIndex(), None, held=True)
-    d.arm(0, "t:a", at(100.0))
-    assert (d.due_partitions(200.0, monotonic=0.0), d.earliest(), d.held()) == ([], None, [0])
-    d.unhold(0)
-    assert (d.due_partitions(200.0, monotonic=0.0), d.held()) == ([0], [])
-
-
-def test_a_backlog_is_read_when_its_last_records_are_processed() -> None:
-    b = Backlog({"in": 10, "rekeyed": 0}, started=0.0)
-    assert b.unread() == ["in"]
-    b.note("in", 8, monotonic=1.0)
-    assert not b.read({"in": 10}, monotonic=1.1)  # offset 9 handed over, not processed yet
-    b.note("in", 9, monotonic=1.2)
-    assert b.unread() == []
-    assert b.read({}, monotonic=1.2)
-
-
-def test_a_backlog_ending_in_a_marker_is_read_once_quiet_past_its_end() -> None:
-    # A transaction's commit marker at offset 9: the last record a consumer sees is 8.
-    b = Backlog({"in": 10}, started=0.0)
-    b.note("in", 8, monotonic=1.0)
-    assert not b.read({"in": 9}, monotonic=5.0)  # the fetch position is short of the end
-    assert not b.read({"in": 10}, monotonic=1.0 + BACKLOG_QUIET_SECONDS / 2)
-    assert b.read({"in": 10}, monotonic=1.0 + BACKLOG_QUIET_SECONDS)
-
-
-def test_an_empty_backlog_is_read_after_the_quiet_time() -> None:
-    b = Backlog({"in": 5}, started=0.0)  # committed at the end: nothing to process
-    assert not b.read({"in": 5}, monotonic=0.0)
-    assert b.read({"in": 5}, monotonic=BACKLOG_QUIET_SECONDS)
-
-
-def test_records_count_only_while_a_backlog_is_known() -> None:
-    d = Deadlines()
-    d.own(3, DeadlineIndex(), None, held=True)
-    d.note(3, "in", 4)  # before the end offsets are known: nothing to update
-    d.partitions[3].backlog = Backlog({"in": 5}, started=time.monotonic())
-    d.note(3, "in", 4)
-    d.note(9, "in", 4)  # not owned: ignored
-    assert d.partitions[3].backlog.unread() == []  # type: ignore[union-attr]
+async def test_a_decided_tick_waits_until_its_inputs_are_read() -> None:
+    clock, d = FakeClock(1_000.0), owned(0, 1)
+    ticks = Ticks(d)
+    ticks.inputs_read = False
+    d.arm(0, "t:a", at(1_000.0))
+    loop = asyncio.create_task(tick_loop(d, ticks, paused=lambda: False, clock=clock))
+    try:
+        await _until(lambda: d.held() == [0])
+        clock.now = 1_005.0
+        await asyncio.sleep(0.1)
+        assert ticks.sent == []
+        assert d.due_partitions(1_005.0, time.monotonic()) == []  # decided once, not again
+        assert d.earliest() is None and d.oldest_hold(time.monotonic() + 1) >= 1
+        ticks.inputs_read = True
+        await _until(lambda: bool(ticks.sent))
+        assert ticks.sent == [(0, 1_000.0)]  # the instant it was decided at, not when sent
+        assert d.held() == [] and d.oldest_hold(time.monotonic()) == 0.0
+    finally:
+        await _stop(loop)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -24,7 +26,7 @@ from pydantic import ValidationError
 
 from processor import web
 from processor.metrics import Gauges, Metrics
-from processor.settings import Settings
+from processor.settings import ProcessingGuarantee, Settings
 from processor.sla.policy import Policy, load_policy
 from processor.stream import SlaStream
 from processor.timers import tick_loop
@@ -449,11 +451,45 @@ def run(command: str) -> int:
     # Faust creates only the last level of its data directory (the default is var/...).
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     topology, _ = assemble(settings, policy)
+    discarded = discard_unsafe_local_state(settings, Path(topology.app.conf.tabledir))
     worker = faust.Worker(
         topology.app,
         loglevel=settings.log_level,
         logging_config=logging_config(settings.log_level),
         quiet=True,
     )
-    worker.execute_from_commandline()
+    if discarded:
+        log.info("local table state discarded: restored from the changelogs", extra=discarded)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            _clean_stop(settings).touch()
+        raise
     return 0
+
+
+def _clean_stop(settings: Settings) -> Path:
+    return settings.data_dir / "clean-stop"
+
+
+def discard_unsafe_local_state(settings: Settings, tables: Path) -> dict[str, str] | None:
+    """Delete the local RocksDB tables unless the last run stopped cleanly, at-least-once.
+
+    Faust writes a table's local RocksDB at once, before the changelog record and before the
+    outputs of the same record reach Kafka, and never rolls it back. After a crash (or, under
+    exactly-once, any stop: uncommitted transactions are aborted, their table writes stay
+    local) the local state can hold an event whose outputs were lost: the event, read again,
+    is then a repeated id and emits nothing. Restored from the changelogs instead, the state
+    holds only what Kafka kept with its outputs. Returns why it discarded, None if it did not.
+    """
+    marker = _clean_stop(settings)
+    clean = marker.exists()
+    marker.unlink(missing_ok=True)
+    if settings.store != "rocksdb://" or not tables.exists():
+        return None
+    if clean and settings.processing_guarantee is ProcessingGuarantee.AT_LEAST_ONCE:
+        return None
+    why = "exactly_once" if clean else "unclean stop"
+    shutil.rmtree(tables)
+    return {"reason": why, "path": str(tables)}

@@ -32,12 +32,16 @@ METRICS = {
     "sla_pending_deadlines": "gauge",
     "sla_timer_lateness_seconds": "histogram",
     "sla_consumer_lag": "gauge",
+    "sla_tick_hold_seconds": "histogram",
+    "sla_deadline_hold_seconds": "gauge",
+    "sla_held_partitions": "gauge",
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
 ALERTS = {
     "SLABreachRateHigh": "warning",
     "SLATimerLatenessHigh": "critical",
+    "SLATimerLatenessFromLag": "warning",
     "SLADeadLetterRateHigh": "warning",
     "SLAProcessorDown": "critical",
 }

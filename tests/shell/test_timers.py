@@ -242,10 +242,12 @@ async def test_a_decided_tick_waits_until_its_inputs_are_read() -> None:
         await asyncio.sleep(0.1)
         assert ticks.sent == []
         assert d.due_partitions(1_005.0, time.monotonic()) == []  # decided once, not again
-        assert d.earliest() is None and d.oldest_hold(time.monotonic() + 1) >= 1
+        assert d.earliest() is None
+        assert d.oldest_hold(time.monotonic() + 1) >= 1
         ticks.inputs_read = True
         await _until(lambda: bool(ticks.sent))
         assert ticks.sent == [(0, 1_000.0)]  # the instant it was decided at, not when sent
-        assert d.held() == [] and d.oldest_hold(time.monotonic()) == 0.0
+        assert d.held() == []
+        assert d.oldest_hold(time.monotonic()) == 0.0
     finally:
         await _stop(loop)

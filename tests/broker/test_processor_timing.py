@@ -1,0 +1,286 @@
+"""Timing independence through a real broker: a history gives replay's outputs, ids included,
+however it arrives — in one burst to a running worker, to a fresh consumer group, behind a lag,
+with a worker killed in the middle of it.
+
+The histories are random (`tests/histories.py`: every event type, severity changes, pauses,
+reopens, repeats, invalid events, times on and next to the deadlines), days in the past under
+the seed's policy, so every deadline up to now is overdue when the burst arrives: a tick that
+fired before the ticket's later events were applied would emit what they cancel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import shutil
+import subprocess
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from processor.replay import read_events, replay
+from processor.sla.outputs import cloudevent
+from processor.sla.policy import load_policy
+from tests.histories import histories
+
+from .helpers import REPO_ROOT
+from .worker_harness import Worker, comparable, consume, event, produce
+from .worker_harness import replayed as replayed_in_seconds
+
+DEFAULT_POLICY = REPO_ROOT / "processor" / "sla" / "default_policy.toml"
+POLICY = load_policy(DEFAULT_POLICY)
+
+
+def replayed(lines: list[bytes], until: datetime) -> list[dict[str, Any]]:
+    """What `sla-processor replay --until` gives under the seed's policy, without `emitted_at`."""
+    result = replay(read_events(lines, io.StringIO()), POLICY, until, io.StringIO())
+    return [comparable(orjson.dumps(cloudevent(o, o.time))) for o in result.outputs]
+
+
+def history(seed: int, days: float, tickets: int = 200) -> list[tuple[str, bytes]]:
+    end = datetime.now(UTC) - timedelta(minutes=1)
+    return histories(
+        seed, tickets=tickets, maintenances=tickets // 10,
+        start=end - timedelta(days=days), end=end, policy=POLICY,
+    )  # fmt: skip
+
+
+def a_worker(
+    bootstrap: str, path: Path, guarantee: str, store: str, run: str | None = None
+) -> Worker:
+    overrides = {
+        "SLA_POLICY_FILE": str(DEFAULT_POLICY),
+        "SLA_PROCESSING_GUARANTEE": guarantee,
+        "SLA_STORE": store,
+    }
+    if run is None:
+        return Worker(bootstrap, path, overrides)
+    return Worker(bootstrap, path, overrides, run=run)
+
+
+# The producers hold the burst back until it is all batched: each partition's share then lands
+# in one record batch, whole. The oracle is replay of the whole burst, and a tick decided while
+# a burst is half written rightly sees half of it (the rest is late, decision 25).
+LINGER_MS = 3000
+
+
+async def produce_at_once(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=LINGER_MS,
+                                max_batch_size=2**20, max_request_size=2**24)  # fmt: skip
+    await producer.start()
+    try:
+        for topic, key, value in records:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def publish(worker: Worker, rows: list[tuple[str, bytes]], keying: str) -> None:
+    """In one burst, keyed by subject: with murmur2 (Kafka's partitioner, aiokafka) or with
+    librdkafka's own (kcat), which puts most subjects on another partition (re-keyed)."""
+    topics = {"tickets": worker.settings.topic_tickets,
+              "maintenance": worker.settings.topic_maintenance}  # fmt: skip
+    if keying == "murmur2":
+        records = [(topics[d], orjson.loads(v)["subject"].encode(), v) for d, v in rows]
+        asyncio.run(produce_at_once(worker.bootstrap, records))
+        return
+    kcat = shutil.which("kcat")
+    assert kcat, "kcat is missing (Debian package kcat)"
+    for domain, topic in topics.items():
+        lines = b"".join(
+            orjson.loads(v)["subject"].encode() + b"\t" + v + b"\n" for d, v in rows if d == domain
+        )
+        result = subprocess.run(
+            [kcat, "-P", "-b", worker.bootstrap, "-t", topic, "-K", "\t",
+             "-X", f"linger.ms={LINGER_MS}", "-X", "batch.size=1000000"],
+            input=lines, capture_output=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr.decode()
+
+
+def settled(worker: Worker, expected: int, seconds: float = 120.0) -> list[Any]:
+    """Every output record, once at least `expected` are there and no more came for 4 s."""
+    deadline = time.monotonic() + seconds
+    seen = -1
+    while True:
+        got = asyncio.run(consume(worker.bootstrap, worker.outputs, seconds=2))
+        if len(got) >= expected and len(got) == seen:
+            return got
+        if time.monotonic() > deadline:
+            return got
+        seen = len(got)
+        time.sleep(2)
+
+
+def compare(
+    got: list[Any], rows: list[tuple[str, bytes]], cut: datetime, *, repeats_allowed: bool
+) -> None:
+    """Outputs due by `cut` equal replay's (ids included); none twice unless allowed."""
+    expected = replayed([v for _, v in rows], cut)
+    ids = Counter(orjson.loads(r.value)["id"] for r in got)
+    if not repeats_allowed:
+        assert [i for i, n in ids.items() if n > 1] == [], "an output id was emitted twice"
+    kafka = {}
+    for record in got:
+        found = comparable(record.value)
+        if datetime.fromisoformat(found["time"].replace("Z", "+00:00")) <= cut:
+            kafka[found["id"]] = found
+    wanted = {e["id"]: e for e in expected}
+    missing = [wanted[i] for i in wanted.keys() - kafka.keys()]
+    extra = [kafka[i] for i in kafka.keys() - wanted.keys()]
+    differ = [(wanted[i], kafka[i]) for i in wanted.keys() & kafka.keys() if wanted[i] != kafka[i]]
+    summary = f"{len(missing)} missing, {len(extra)} extra, {len(differ)} differ of {len(wanted)}"
+    if missing or extra or differ:
+        dump = {"missing": missing, "extra": extra, "differ": differ,
+                "rows": [orjson.loads(v) for _, v in rows]}  # fmt: skip
+        found = REPO_ROOT / "var" / f"timing-diff-{time.time_ns()}.json"
+        found.write_bytes(orjson.dumps(dump))
+    assert (missing[:3], extra[:3], differ[:3]) == ([], [], []), summary
+
+
+def dead_letters(worker: Worker) -> int:
+    dlq = [worker.settings.topic_tickets + ".dlq", worker.settings.topic_maintenance + ".dlq"]
+    return len(asyncio.run(consume(worker.bootstrap, dlq, seconds=3)))
+
+
+def invalid(rows: list[tuple[str, bytes]]) -> int:
+    """The events the generator made invalid on purpose (subjects `H<seed>-X<n>`)."""
+    return sum(1 for _, v in rows if "-X" in orjson.loads(v)["subject"])
+
+
+# Each pair of (guarantee, store, workers, keying) values appears in one of the four, except
+# two workers with records keyed to partitions they do not own: a record still waiting on the
+# other worker's input partition when a tick is decided is a late event (decision 26b's limit).
+CONFIGS = [
+    ("at_least_once", "rocksdb://", 1, "kcat"),
+    ("exactly_once", "memory://", 1, "kcat"),
+    ("at_least_once", "memory://", 2, "murmur2"),
+    ("exactly_once", "rocksdb://", 2, "murmur2"),
+]
+
+
+@pytest.mark.parametrize(("guarantee", "store", "workers", "keying"), CONFIGS)
+def test_a_burst_of_history_gives_replay_s_outputs(
+    kafka_bootstrap: str, tmp_path: Path, guarantee: str, store: str, workers: int, keying: str
+) -> None:
+    first = a_worker(kafka_bootstrap, tmp_path / "w0", guarantee, store)
+    team = [first] + [
+        a_worker(kafka_bootstrap, tmp_path / f"w{i}", guarantee, store, run=first.run)
+        for i in range(1, workers)
+    ]
+    first.create_topics()
+    for worker in team:
+        worker.start()
+    rows = history(seed=CONFIGS.index((guarantee, store, workers, keying)) + 1, days=3)
+    try:
+        publish(first, rows, keying)
+        expected = len(replayed([v for _, v in rows], datetime.now(UTC)))
+        got = settled(first, expected)
+        cut = datetime.now(UTC) - timedelta(seconds=3)
+        rejected = dead_letters(first)
+    finally:
+        for worker in team:
+            worker.stop()
+    excerpts = "\n".join(w.excerpt() for w in team)
+    assert rejected == invalid(rows), excerpts
+    compare(got, rows, cut, repeats_allowed=False)
+
+
+def test_a_fresh_consumer_group_on_a_week_of_history(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """First deployment on a topic that already holds a week of events."""
+    worker = a_worker(kafka_bootstrap, tmp_path / "w", "at_least_once", "rocksdb://")
+    worker.create_topics()
+    rows = history(seed=7, days=7)
+    publish(worker, rows, "murmur2")
+    worker.start()
+    try:
+        got = settled(worker, len(replayed([v for _, v in rows], datetime.now(UTC))))
+        cut = datetime.now(UTC) - timedelta(seconds=3)
+    finally:
+        worker.stop()
+    compare(got, rows, cut, repeats_allowed=False)
+
+
+@pytest.mark.parametrize(("guarantee", "delay"), [
+    ("at_least_once", 0.5), ("at_least_once", 3.0), ("exactly_once", 1.0), ("exactly_once", 4.0),
+])  # fmt: skip
+def test_a_worker_killed_in_a_burst_loses_nothing(
+    kafka_bootstrap: str, tmp_path: Path, guarantee: str, delay: float
+) -> None:
+    """SIGKILL `delay` seconds after the burst (before, while and after the overdue deadlines
+    fire), then a restart: every output replay gives, none it does not; under exactly-once
+    (read committed) none twice."""
+    worker = a_worker(kafka_bootstrap, tmp_path / "w", guarantee, "rocksdb://")
+    worker.create_topics()
+    worker.start()
+    rows = history(seed=int(delay * 10), days=3, tickets=300)
+    try:
+        publish(worker, rows, "murmur2")
+        time.sleep(delay)
+        worker.kill()
+        worker.start()
+        got = settled(worker, len(replayed([v for _, v in rows], datetime.now(UTC))))
+        cut = datetime.now(UTC) - timedelta(seconds=3)
+    finally:
+        worker.stop()
+    compare(got, rows, cut, repeats_allowed=guarantee == "at_least_once")
+
+
+def test_a_lagging_worker_emits_nothing_that_arrived_before_it_fired(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A worker far behind its input (a burst of other tickets in front) while responses and
+    resolves arrive shortly before their deadlines: what they cancel is never emitted."""
+    worker = Worker(kafka_bootstrap, tmp_path / "w")  # the seconds policy: 1 h is 5 s
+    worker.create_topics()
+    worker.start()
+    tickets = worker.settings.topic_tickets
+
+    def opened(subject: str, at: datetime, severity: str) -> bytes:
+        data = {"customer_id": "c", "support_tier": "premium", "severity": severity}
+        return event(f"{subject}-1", "ticket.opened", at.isoformat(), subject, data)
+
+    base = datetime.now(UTC)
+    filler = [(f"FILL-{i}", opened(f"FILL-{i}", base, "low")) for i in range(20_000)]
+    subjects = [f"LAG-{i}" for i in range(8)]
+    first = [opened(s, base, "urgent") for s in subjects]
+    # The urgent breach is due at 1.25 s, step 2 at 10 s: the response comes at 1.0 s, the
+    # resolve at 9.0 s, while the worker is still reading the filler.
+    later = [
+        (1.0, [event(f"{s}-2", "ticket.responded", (base + timedelta(seconds=1)).isoformat(), s)
+               for s in subjects]),
+        (9.0, [event(f"{s}-3", "ticket.resolved", (base + timedelta(seconds=9)).isoformat(), s)
+               for s in subjects]),
+    ]  # fmt: skip
+    try:
+        asyncio.run(produce(kafka_bootstrap, [(tickets, s.encode(), v) for s, v in filler]))
+        keyed = zip(subjects, first, strict=True)
+        asyncio.run(produce(kafka_bootstrap, [(tickets, s.encode(), v) for s, v in keyed]))
+        lag = worker.metrics()
+        for offset, values in later:
+            time.sleep(
+                max((base + timedelta(seconds=offset) - datetime.now(UTC)).total_seconds(), 0)
+            )
+            records = [(tickets, orjson.loads(v)["subject"].encode(), v) for v in values]
+            asyncio.run(produce(kafka_bootstrap, records))
+        time.sleep(max((base + timedelta(seconds=14) - datetime.now(UTC)).total_seconds(), 0))
+        got = asyncio.run(consume(kafka_bootstrap, worker.outputs, seconds=10))
+        held = worker.metrics()
+    finally:
+        worker.stop()
+    ours = [comparable(r.value) for r in got if orjson.loads(r.value)["subject"].startswith("LAG-")]
+    replay_rows = first + [v for _, values in later for v in values]
+    expected = replayed_in_seconds(replay_rows, base + timedelta(seconds=14))
+    assert sorted(e["id"] for e in ours) == sorted(e["id"] for e in expected)
+    assert {e["type"] for e in ours} == {"sla.escalation"}  # step 1 only: no breach, no step 2
+    behind = sum(v for (name, _), v in lag.items() if name == "sla_consumer_lag")
+    assert behind > 0, "the worker was not behind its input: the test proves nothing"
+    hold = held[("sla_tick_hold_seconds_count", frozenset())]
+    assert hold > 0

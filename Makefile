@@ -13,7 +13,7 @@ KAFKA_PORT ?= 9092
 KAFKA := deploy/kafka/kafka.sh
 LOCAL_BROKER := 127.0.0.1:$(KAFKA_PORT)
 
-.PHONY: install tools broker stop run demo test lint bench bench-e2e bench-timers bench-quick bench-tools
+.PHONY: install tools broker stop run demo test lint bench bench-e2e bench-timers bench-catchup bench-quick bench-tools
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,10 @@ bench-e2e: bench-tools
 bench-timers: bench-tools
 	$(BIN)/python -m bench.timers
 
+# A fresh worker on a backlog of 1M events of history: drain time, how late deadlines fire.
+bench-catchup: bench-tools
+	$(BIN)/python -m bench.catchup
+
 # Every benchmark at small sizes, one run each (about 15 minutes): a check that they run, not
 # figures. Results go to var/bench-quick/, leaving bench/results/ as measured.
 bench-quick: bench-tools
@@ -89,3 +93,4 @@ bench-quick: bench-tools
 	  --out var/bench-quick/deadline_index.json
 	$(BIN)/python -m bench.run --quick --out var/bench-quick/
 	$(BIN)/python -m bench.timers --quick --out var/bench-quick/
+	$(BIN)/python -m bench.catchup --quick --out var/bench-quick/

@@ -1,9 +1,8 @@
 """An event that arrives after its partition's timers have fired past its deadlines still gets them.
 
-The stream stores one fired watermark per partition instead of writing each fired deadline back:
-a deadline at or before the watermark counts as fired. A late event's *new* deadlines can fall
-there too (a ticket opened, or a maintenance scheduled, a few seconds ago): they must be fired at
-once, not skipped as already fired.
+A late event's *new* deadlines (a ticket opened, or a maintenance scheduled, a few seconds ago)
+are already due when it is applied: they fire at the next tick, not skipped as already fired
+because the partition's other deadlines fired up to a later instant.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ def same_partition(prefix: str, partition: int) -> str:
     )
 
 
-def test_late_event_gets_deadlines_behind_the_watermark(
+def test_a_late_event_gets_deadlines_its_partition_fired_past(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     worker = Worker(kafka_bootstrap, tmp_path / "worker")

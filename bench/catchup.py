@@ -1,0 +1,249 @@
+"""Catch-up of a backlog: a fresh worker on a week of history (decision 26b's cost).
+
+    python -m bench.catchup [--quick] [--events 1000000] [--bootstrap HOST:PORT] [--out DIR]
+
+Publishes a random history (tests/histories.py, the seed's policy, every event type, times on
+and next to the deadlines) of about EVENTS events over the last seven days, then starts one
+worker (RocksDB, at-least-once) on a fresh consumer group and measures:
+- drain: worker ready to its inputs committed up to their end;
+- outputs: how many, and how many replay (`--until` the end of the publish) gives, ids compared;
+- how late deadlines fire during it: for outputs due before the worker started, emitted minus
+  start; for those due while it caught up, emitted minus due (emitted = the output record's
+  Kafka CreateTime); and the worker's own `sla_tick_hold_seconds`.
+Starts its own broker (port 29192, var/kafka-catchup) unless --bootstrap is given. Writes
+<out>/catchup.json and <out>/catchup.md (--quick: catchup-quick.*, 20k events).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from processor.replay import read_events, replay
+from processor.service import create_topics
+from processor.settings import Settings
+from processor.sla.policy import load_policy
+from tests.histories import histories
+
+REPO = Path(__file__).resolve().parent.parent
+POLICY_FILE = REPO / "processor" / "sla" / "default_policy.toml"
+EVENTS_PER_TICKET = 6.2  # what the generator averages over a week
+
+
+def settings_for(bootstrap: str, run: str, data: Path, port: int) -> dict[str, str]:
+    prefix = f"catchup-{run}"
+    return {
+        "SLA_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "SLA_APP_ID": prefix,
+        "SLA_TOPIC_TICKETS": f"{prefix}.tickets.events",
+        "SLA_TOPIC_MAINTENANCE": f"{prefix}.maintenance.events",
+        "SLA_TOPIC_ESCALATIONS": f"{prefix}.sla.escalations",
+        "SLA_TOPIC_UPDATES_DUE": f"{prefix}.sla.updates-due",
+        "SLA_TOPIC_BREACHES": f"{prefix}.sla.breaches",
+        "SLA_TOPIC_NOTICES": f"{prefix}.maintenance.notices",
+        "SLA_TOPIC_PARTITIONS": "4",
+        "SLA_POLICY_FILE": str(POLICY_FILE),
+        "SLA_STORE": "rocksdb://",
+        "SLA_DATA_DIR": str(data),
+        "SLA_WEB_PORT": str(port),
+        "SLA_LOG_LEVEL": "WARNING",
+    }
+
+
+async def publish(bootstrap: str, env: dict[str, str], rows: list[tuple[str, bytes]]) -> None:
+    topics = {"tickets": env["SLA_TOPIC_TICKETS"], "maintenance": env["SLA_TOPIC_MAINTENANCE"]}
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=50,
+                                max_batch_size=1 << 20)  # fmt: skip
+    await producer.start()
+    try:
+        for domain, value in rows:
+            await producer.send(topics[domain], value, key=orjson.loads(value)["subject"].encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def lag(bootstrap: str, group: str, topics: list[str]) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in range(4)]
+        ends = await consumer.end_offsets(tps)
+        committed = await admin.list_consumer_group_offsets(group)
+        return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in tps)
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def outputs(bootstrap: str, topics: list[str]) -> list[tuple[int, dict[str, Any]]]:
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap,
+                                auto_offset_reset="earliest", group_id=None)  # fmt: skip
+    await consumer.start()
+    found: list[tuple[int, dict[str, Any]]] = []
+    try:
+        while batch := await consumer.getmany(timeout_ms=3000):
+            for records in batch.values():
+                found.extend((r.timestamp, orjson.loads(r.value)) for r in records)
+    finally:
+        await consumer.stop()
+    return found
+
+
+def scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        body = response.read().decode()
+    return {
+        s.name: s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+        if s.name in ("sla_tick_hold_seconds_sum", "sla_tick_hold_seconds_count")
+    }
+
+
+def pcts(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"n": 0, "p50": None, "p99": None, "max": None}
+    ordered = sorted(values)
+    at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"n": len(values), "p50": round(at(0.5), 3), "p99": round(at(0.99), 3),
+            "max": round(ordered[-1], 3)}  # fmt: skip
+
+
+def run(bootstrap: str, events: int, work: Path) -> dict[str, Any]:
+    run_id = uuid.uuid4().hex[:8]
+    port = 16000 + int(run_id, 16) % 2000
+    env = settings_for(bootstrap, run_id, work / run_id, port)
+    asyncio.run(create_topics(Settings(**{k[4:].lower(): v for k, v in env.items()})))
+    policy = load_policy(POLICY_FILE)
+    end = datetime.now(UTC) - timedelta(minutes=1)
+    tickets = max(int(events / EVENTS_PER_TICKET), 10)
+    started = time.monotonic()
+    rows = histories(11, tickets=tickets, maintenances=tickets // 20,
+                     start=end - timedelta(days=7), end=end, policy=policy)  # fmt: skip
+    generated = time.monotonic() - started
+    asyncio.run(publish(bootstrap, env, rows))
+    published_at = datetime.now(UTC)
+    expected = replay(read_events((v for _, v in rows), io.StringIO()), policy, published_at,
+                      io.StringIO()).outputs  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "processor", "worker"],
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("SLA_")}, **env},
+        stdout=subprocess.DEVNULL, stderr=(work / f"{run_id}.log").open("wb"), cwd=REPO,
+    )  # fmt: skip
+    spawned = time.time()
+    try:
+        inputs = [env["SLA_TOPIC_TICKETS"], env["SLA_TOPIC_MAINTENANCE"]]
+        while asyncio.run(lag(bootstrap, env["SLA_APP_ID"], inputs)) > 0:
+            time.sleep(0.5)
+        drained = time.time() - spawned
+        time.sleep(5)  # the last ticks
+        hold = scrape(port)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    out_topics = [env[k] for k in env if k.startswith("SLA_TOPIC_") and "sla." in env[k]]
+    out_topics.append(env["SLA_TOPIC_NOTICES"])
+    got = asyncio.run(outputs(bootstrap, out_topics))
+    overdue, during = [], []
+    for emitted_ms, ce in got:
+        due = datetime.fromisoformat(ce["time"].replace("Z", "+00:00")).timestamp()
+        if due <= spawned:
+            overdue.append(emitted_ms / 1000 - spawned)
+        else:
+            during.append(emitted_ms / 1000 - due)
+    cut = published_at.timestamp()
+    got_ids = {ce["id"] for _, ce in got if datetime.fromisoformat(
+        ce["time"].replace("Z", "+00:00")).timestamp() <= cut}  # fmt: skip
+    want_ids = {o.id for o in expected}
+    return {
+        "events": len(rows), "tickets": tickets, "generate_seconds": round(generated, 1),
+        "drain_seconds": round(drained, 1), "events_per_second": round(len(rows) / drained),
+        "outputs": len(got), "replay_outputs": len(want_ids),
+        "missing": len(want_ids - got_ids), "extra": len(got_ids - want_ids),
+        "repeated": len(got) - len({ce["id"] for _, ce in got}),
+        "overdue_at_start_emitted_after_start_s": pcts(overdue),
+        "due_during_catch_up_lateness_s": pcts(during),
+        "tick_hold_mean_s": round(hold["sla_tick_hold_seconds_sum"]
+                                  / max(hold["sla_tick_hold_seconds_count"], 1), 3),
+        "ticks": hold["sla_tick_hold_seconds_count"],
+    }  # fmt: skip
+
+
+def markdown(result: dict[str, Any]) -> str:
+    r = result["run"]
+    lines = [
+        "# Catch-up of a backlog (bench/catchup.py)", "",
+        f"{result['when']}, commit {result['commit']}, {result['machine']}.", "",
+        f"A fresh worker (RocksDB, at-least-once, 4 partitions) on {r['events']:,} events of "
+        f"{r['tickets']:,} tickets over seven days, published before it starts.", "",
+        "| figure | value |", "|---|---|",
+        f"| drain (spawn to inputs committed to their end) | {r['drain_seconds']} s "
+        f"({r['events_per_second']:,} events/s) |",
+        f"| outputs / replay's (ids) | {r['outputs']:,} / {r['replay_outputs']:,}; missing "
+        f"{r['missing']}, extra {r['extra']}, repeated {r['repeated']} |",
+        f"| deadlines overdue at start: emitted after start | "
+        f"{json.dumps(r['overdue_at_start_emitted_after_start_s'])} |",
+        f"| deadlines due during the catch-up: lateness | "
+        f"{json.dumps(r['due_during_catch_up_lateness_s'])} |",
+        f"| tick hold (decided to sent), mean over {int(r['ticks'])} ticks | "
+        f"{r['tick_hold_mean_s']} s |",
+    ]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="20k events: a smoke check")
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--bootstrap", help="use this broker instead of starting one")
+    parser.add_argument("--out", default="bench/results/")
+    args = parser.parse_args(argv)
+    events = 20_000 if args.quick else args.events
+    work = REPO / "var" / "bench-catchup"
+    work.mkdir(parents=True, exist_ok=True)
+    bootstrap = args.bootstrap
+    kafka = [str(REPO / "deploy/kafka/kafka.sh")]
+    broker = ["--port", "29192", "--dir", str(REPO / "var/kafka-catchup")]
+    if bootstrap is None:
+        subprocess.run([*kafka, "start", *broker], check=True)
+        bootstrap = "127.0.0.1:29192"
+    try:
+        measured = run(bootstrap, events, work)
+    finally:
+        if args.bootstrap is None:
+            subprocess.run([*kafka, "stop", *broker], check=False)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=REPO, check=False).stdout.strip()  # fmt: skip
+    result = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "commit": commit,
+              "machine": f"{os.cpu_count()} cores, {platform.python_version()}",
+              "run": measured}  # fmt: skip
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = "catchup-quick" if args.quick else "catchup"
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{name}.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -215,7 +215,10 @@ def report_fetches(thread_class: Any = faust_aiokafka.AIOKafkaConsumerThread) ->
         report = getattr(self.consumer.app, "sla_on_fetched", None)
         if report is not None:
             active = args[0] if args else kwargs["active_partitions"]
-            report(consumer, active, records)
+            try:
+                report(consumer, active, records)
+            except Exception:  # the records must reach Faust whatever the report does
+                log.exception("fetch report failed")
         return records
 
     fetch_records_reported._reported = True  # type: ignore[attr-defined]
@@ -463,7 +466,8 @@ def run(command: str) -> int:
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
-        if exc.code in (0, None):
+        # Only a clean at-least-once stop leaves local tables that Kafka backs (below).
+        if exc.code in (0, None) and settings.processing_guarantee is ProcessingGuarantee.AT_LEAST_ONCE:
             _clean_stop(settings).touch()
         raise
     return 0

@@ -50,6 +50,8 @@ TICK_BATCH = 20_000
 _US = timedelta(microseconds=1)
 # A decided tick still waiting for its inputs after this long is logged (once) with what it waits for.
 HOLD_WARNING_SECONDS = 30.0
+# How long one round waits for the acknowledgements of forwards before it looks at other partitions.
+FORWARD_WAIT_SECONDS = 0.05
 _ORIGIN = ("sla-origin-topic", "sla-origin-partition", "sla-origin-offset")
 
 
@@ -122,6 +124,7 @@ class SlaStream:
         # Held per record: Faust commits between records only (service.commit_between_records).
         self.record_lock = asyncio.Lock()
         self._sources = {*self._inputs, self._rekeyed}
+        self._kick = False  # a held tick found its inputs unread since the take-over
         self._incarnation = uuid.uuid4().hex[:12]
         self._ownerships = 0
         # Source partitions read since they were (last) assigned: the first record of each is
@@ -276,13 +279,23 @@ class SlaStream:
         # again with the partition's next deadline (else a sparse deadline waited up to a second).
         self.deadlines.wake()
         due = clock.index.pop_due(epoch(upto), TICK_BATCH)
-        fired = [await self._fire(partition, key, upto) for key, _ in due]
-        await asyncio.gather(*(ack for firing in fired if firing for ack in firing.acks))
+        fired: list[_Fired] = []
+        try:
+            for key, _ in due:
+                firing = await self._fire(partition, key, upto)
+                if firing is not None:
+                    fired.append(firing)
+            await asyncio.gather(*(ack for firing in fired for ack in firing.acks))
+        except BaseException:
+            # Nothing is stored: every popped deadline fires again at the next tick.
+            for key, seconds in due:
+                self.deadlines.arm(partition, key, instant(seconds))
+            raise
         # Stored only once the outputs are acknowledged: a crash before then fires them again.
         for firing in fired:
-            if firing is not None:
-                self._store(*firing.store, partition, firing.before)
-                self.deadlines.arm(partition, firing.key, firing.next_deadline)
+            self._store(firing.table, firing.subject, firing.state, firing.next_deadline,
+                        partition, firing.before)  # fmt: skip
+            self.deadlines.arm(partition, firing.key, firing.next_deadline)
 
     async def _fire(self, partition: int, key: str, upto: datetime) -> _Fired | None:
         domain = "maintenance" if key.startswith("m:") else "ticket"
@@ -290,23 +303,26 @@ class SlaStream:
         table = self._table(domain)
         state = self._load(table, subject, partition)
         if state is None:
+            # Gone, corrupt, or a value of an earlier release that expired by its watermark.
+            table.pop(subject.encode(), None)
             return None
         decision = engine.advance(state, upto, self.policy)
         acks = await self._emit(list(decision.outputs), partition, timer=True)
-        store = (table, subject, decision.state, decision.next_deadline)
-        return _Fired(key, state, store, decision.next_deadline, acks)
+        return _Fired(key, table, subject, state, decision.state, decision.next_deadline, acks)
 
     async def decide_ticks(self, partitions: list[int], now: float) -> None:
         """Decide a tick at `now` for each partition: take the end offsets it must wait for."""
-        owned = sorted(self.deadlines.partitions)
-        inputs = [TP(topic, p) for topic in self._inputs for p in owned]
+        clocks = dict(self.deadlines.partitions)  # a rebalance while asking replaces them
+        inputs = [TP(topic, p) for topic in self._inputs for p in sorted(clocks)]
         rekeyed = [TP(self._rekeyed, p) for p in partitions]
         ends = await self._end_offsets([*inputs, *rekeyed])
         upto, decided = instant(now), time.monotonic()
         input_ends = {(tp.topic, tp.partition): ends[tp] for tp in inputs}
         for tp in rekeyed:
-            clock = self.deadlines.partitions.get(tp.partition)
-            if clock is not None and clock.barrier is None:
+            clock = clocks.get(tp.partition)
+            if clock is None or self.deadlines.partitions.get(tp.partition) is not clock:
+                continue
+            if clock.barrier is None:
                 source = (tp.topic, tp.partition)
                 clock.barrier = Barrier(upto, input_ends, source, ends[tp], decided)
 
@@ -314,16 +330,19 @@ class SlaStream:
         """Send each decided tick whose inputs are applied up to the offsets it took."""
         applied, fetched = self.applied, self.fetched
         for partition in self.deadlines.held():
-            clock = self.deadlines.partitions[partition]
-            barrier = clock.barrier
-            assert barrier is not None
+            clock = self.deadlines.partitions.get(partition)
+            barrier = None if clock is None else clock.barrier
+            if clock is None or barrier is None:
+                continue  # released meanwhile
             if not barrier.forwards_counted:
                 if not barrier.inputs_read(applied, fetched):
                     self._warn_if_stalled(partition, barrier)
                     continue
                 pending = list(self._forwarding.get(partition, ()))
                 if pending:
-                    await asyncio.wait(pending)
+                    _, unacknowledged = await asyncio.wait(pending, timeout=FORWARD_WAIT_SECONDS)
+                    if unacknowledged:
+                        continue  # looked at again on the next round
                 barrier.count_forwards(self._forwarded.get(partition, 0))
             if not barrier.ready(applied, fetched):
                 self._warn_if_stalled(partition, barrier)
@@ -338,20 +357,39 @@ class SlaStream:
             except Exception:
                 clock.tick_sent_at = None  # decided again at once, not after TICK_RETRY_SECONDS
                 raise
+        await self.kick_if_stalled()
 
     def _warn_if_stalled(self, partition: int, barrier: Barrier) -> None:
         waited = time.monotonic() - barrier.decided_at
         if waited < HOLD_WARNING_SECONDS or barrier.warned:
             return
         barrier.warned = True
+        unread = barrier.unread(self.applied, self.fetched)
         log.warning(
             "deadlines held: inputs not yet read",
             extra={
                 "partition": partition,
                 "seconds": round(waited, 1),
-                "unread": [f"{t}[{p}]" for t, p in barrier.unread(self.applied, self.fetched)],
+                "unread": [f"{t}[{p}]" for t, p in unread],
             },
         )
+        if not any(source in self.applied for source in unread):
+            # Nothing of them read since the take-over: the consumer, not the stream, is stuck
+            # (seen once in 40 restarts after a SIGKILL). Resuming what runs is a no-op.
+            self._kick = True
+
+    async def kick_if_stalled(self) -> None:
+        """Resume the consumer's partitions, flow and fetcher when a held tick found nothing read."""
+        if not self._kick:
+            return
+        self._kick = False
+        app: Any = self.topology.app
+        consumer = app.consumer
+        log.error("fetching looks stalled: resuming the consumer")
+        consumer.resume_partitions(set(consumer.assignment()))
+        app.flow_control.resume()
+        consumer.resume_flow()
+        await app._fetcher.maybe_start()
 
     async def _end_offsets(self, tps: list[TP]) -> dict[TP, int]:
         """End offsets as the consumer reads them (the last stable ones under exactly-once),
@@ -400,6 +438,9 @@ class SlaStream:
                 if label is not None:
                     counts[partition][label] += 1
         for partition in partitions:
+            for topic in (*self._inputs, self._rekeyed):  # reported after the release, if at all
+                self.applied.pop((topic, partition), None)
+                self.fetched.pop((topic, partition), None)
             self._ownerships += 1
             token = f"{self._incarnation}.{self._ownerships}"
             index = DeadlineIndex.from_items(items[partition])
@@ -639,7 +680,9 @@ class _Fired:
     """One key fired by a tick: what to store once its outputs are acknowledged."""
 
     key: str
+    table: TableT[bytes, bytes]
+    subject: str
     before: engine.State
-    store: tuple[TableT[bytes, bytes], str, engine.State | None, datetime | None]
+    state: engine.State | None  # advanced; None: forget the subject
     next_deadline: datetime | None
     acks: list[Awaitable[Any]]

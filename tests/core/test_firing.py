@@ -154,10 +154,13 @@ class Model:
         if following is not None and following <= self.now:
             return  # an event of this very instant is still to come: deciding now makes it late
         ends = {("in", p): len(self.inputs[p]) for p in range(PARTITIONS)}
+        decided = False
         for p in range(PARTITIONS):
             if p not in self.barriers:
                 self.barriers[p] = Barrier(self.now, ends, ("rk", p), len(self.rekeyed[p]), 0.0)
-        self.decisions.append((self.appended, self.now))
+                decided = True
+        if decided:
+            self.decisions.append((self.appended, self.now))
 
     def send_ready(self) -> None:
         for p, barrier in list(self.barriers.items()):
@@ -222,12 +225,18 @@ class Model:
                     for _ in range(len(self.script) + 1):
                         self.read(source, p)
             self.commit()
+        self.send_ready()  # ticks decided earlier go out and fire first
+        self.fire_all()
         self.now += timedelta(seconds=1)
         self.decide()
         self.send_ready()
-        for p in range(PARTITIONS):
-            self.fire(p)
+        self.fire_all()
         self.commit()
+
+    def fire_all(self) -> None:
+        for p in range(PARTITIONS):
+            while self.ticks[p]:
+                self.fire(p)
 
 
 def replay_ids(model: Model, appended: int, until: datetime) -> set[str]:

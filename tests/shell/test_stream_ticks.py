@@ -201,3 +201,49 @@ async def test_the_first_record_of_each_assigned_partition_is_logged(
         ("ticks", 0, 5),
         ("ticks", 0, 3),
     ]
+
+
+async def test_a_tick_that_fails_stores_nothing_and_fires_again() -> None:
+    """An output that cannot be sent: nothing is stored, every popped deadline stays armed, and
+    the next tick fires them all (at-least-once in the failure case)."""
+    sla, producer, _ = a_stream(tickets=3)
+    send = producer.send
+    calls = 0
+
+    async def failing(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("broker gone")
+        return await send(*args, **kwargs)
+
+    producer.send = failing  # type: ignore[method-assign]
+    before = dict(sla.topology.tickets)
+    with pytest.raises(RuntimeError):
+        await sla._tick(0, tick(sla, BREACH))
+    assert dict(sla.topology.tickets) == before
+    assert len(sla.deadlines.partitions[0].index) == 3
+    assert sla.deadlines.partitions[0].index.peek() == epoch(BREACH)
+    producer.send = send  # type: ignore[method-assign]
+    await sla._tick(0, tick(sla, BREACH))
+    assert sorted(set(breaches(producer))) == ["B-000", "B-001", "B-002"]
+
+
+async def test_an_earlier_release_s_state_that_expired_by_its_watermark_is_forgotten() -> None:
+    sla, producer, _ = a_stream(tickets=0)
+    raw = orjson.dumps({
+        "specversion": "1.0", "id": "OLD-2", "source": "t", "type": "ticket.closed",
+        "time": OPENED.isoformat(), "subject": "OLD",
+    })  # fmt: skip
+    closed = engine.decide(opened("OLD"), parse_event(raw), POLICY).state
+    assert closed is not None
+    kind, _, *rest = orjson.loads(stored(closed))
+    sla.topology.tickets[b"OLD"] = orjson.dumps([kind, 2, *rest])  # written by that release
+    mark = OPENED + POLICY.closed_ticket_retention + timedelta(seconds=1)
+    sla.topology.watermarks[b"0"] = str(int(epoch(mark) * 1_000_000)).encode()
+    sla.release({0})
+    sla.rebuild({0})
+    assert sla.deadlines.partitions[0].index.peek() is not None  # armed to be forgotten
+    await sla._tick(0, tick(sla, mark + timedelta(seconds=1)))
+    assert b"OLD" not in sla.topology.tickets
+    assert producer.sent == []

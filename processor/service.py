@@ -467,7 +467,10 @@ def run(command: str) -> int:
         worker.execute_from_commandline()
     except SystemExit as exc:
         # Only a clean at-least-once stop leaves local tables that Kafka backs (below).
-        if exc.code in (0, None) and settings.processing_guarantee is ProcessingGuarantee.AT_LEAST_ONCE:
+        if (
+            exc.code in (0, None)
+            and settings.processing_guarantee is ProcessingGuarantee.AT_LEAST_ONCE
+        ):
             _clean_stop(settings).touch()
         raise
     return 0

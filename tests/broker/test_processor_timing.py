@@ -22,7 +22,6 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from processor.replay import read_events, replay
 from processor.sla.outputs import cloudevent
@@ -70,18 +69,6 @@ def a_worker(
 LINGER_MS = 3000
 
 
-async def produce_at_once(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=LINGER_MS,
-                                max_batch_size=2**20, max_request_size=2**24)  # fmt: skip
-    await producer.start()
-    try:
-        for topic, key, value in records:
-            await producer.send(topic, value, key=key)
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
 def publish(worker: Worker, rows: list[tuple[str, bytes]], keying: str) -> None:
     """In one burst, keyed by subject: with murmur2 (Kafka's partitioner, aiokafka) or with
     librdkafka's own (kcat), which puts most subjects on another partition (re-keyed)."""
@@ -89,7 +76,7 @@ def publish(worker: Worker, rows: list[tuple[str, bytes]], keying: str) -> None:
               "maintenance": worker.settings.topic_maintenance}  # fmt: skip
     if keying == "murmur2":
         records = [(topics[d], orjson.loads(v)["subject"].encode(), v) for d, v in rows]
-        asyncio.run(produce_at_once(worker.bootstrap, records))
+        asyncio.run(produce(worker.bootstrap, records, linger_ms=LINGER_MS))
         return
     kcat = shutil.which("kcat")
     assert kcat, "kcat is missing (Debian package kcat)"

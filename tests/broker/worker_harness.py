@@ -182,8 +182,13 @@ def event(
     return orjson.dumps(body)
 
 
-async def produce(bootstrap: str, records: Iterable[tuple[str, bytes | None, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+async def produce(
+    bootstrap: str, records: Iterable[tuple[str, bytes | None, bytes]], linger_ms: int = 0
+) -> None:
+    """Send and flush; with `linger_ms` the records are held back until batched (each
+    partition's share of a burst then lands in one batch)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=linger_ms,
+                                max_batch_size=2**20, max_request_size=2**24)  # fmt: skip
     await producer.start()
     try:
         for topic, key, value in records:

@@ -305,6 +305,7 @@ def assemble(
 
     async def on_recover() -> None:
         stream.rebuild(owned())
+        await stream.warm_end_offsets()
 
     topology.tickets.on_recover(on_recover)
 
@@ -319,6 +320,12 @@ def assemble(
         )
 
     app.task(deadlines)
+
+    async def close_end_offsets(sender: Any, **kwargs: Any) -> None:
+        await stream.end_offsets.close()
+
+    app.on_before_shutdown.connect(close_end_offsets)  # type: ignore[arg-type]  # as on_revoked
+
     metrics.watch(
         Gauges(
             open_tickets=lambda: _open(stream),

@@ -16,6 +16,7 @@ import orjson
 from faust.types import TP, EventT, TableT
 
 from processor import codec
+from processor.end_offsets import EndOffsets
 from processor.metrics import Metrics
 from processor.partitioning import partition_of
 from processor.settings import ProcessingGuarantee
@@ -34,7 +35,7 @@ from processor.sla.outputs import (
 from processor.sla.policy import Policy
 from processor.sla.ticket import Phase, Ticket
 from processor.timers import Deadlines, PartitionClock, epoch, instant
-from processor.topology import Topology
+from processor.topology import Topology, credentials
 from schemas.cloudevents import (
     MAINTENANCE_TYPES,
     TICKET_TYPES,
@@ -112,6 +113,9 @@ class SlaStream:
         self._rekeyed = topology.rekeyed.get_topic_name()
         self._ticks = topology.ticks.get_topic_name()
         self._eos = settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE
+        self.end_offsets = EndOffsets(
+            settings.kafka_bootstrap_servers, credentials(settings), self._eos
+        )
         # How far each source partition (inputs and re-key topic) is read: ticks wait for it.
         # `applied` is written by the stream; `fetched` by the Kafka client's thread, one value
         # per source at a time (`on_fetched`).
@@ -121,6 +125,8 @@ class SlaStream:
         # still in flight.
         self._forwarded: dict[int, int] = {}
         self._forwarding: dict[int, set[asyncio.Future[Any]]] = {}
+        # Per source, the offset a held tick waits for (the lowest): reaching it wakes the loop.
+        self._awaited: dict[Source, int] = {}
         # Held per record: Faust commits between records only (service.commit_between_records).
         self.record_lock = asyncio.Lock()
         self._sources = {*self._inputs, self._rekeyed}
@@ -149,7 +155,12 @@ class SlaStream:
             try:
                 await self._dispatch(message, event.value)
             finally:  # done with, whatever became of it
-                self.applied[(message.topic, message.partition)] = message.offset + 1
+                source, done = (message.topic, message.partition), message.offset + 1
+                self.applied[source] = done
+                awaited = self._awaited.get(source)
+                if awaited is not None and done >= awaited:
+                    del self._awaited[source]
+                    self.deadlines.wake()  # a held tick may be ready
 
     def on_fetched(
         self, consumer: Any, partitions: Iterable[Any], records: Mapping[Any, Any]
@@ -274,7 +285,7 @@ class SlaStream:
             self.metrics.ticks_ignored.inc()
             return
         upto = tick[0]
-        clock.tick_sent_at = None
+        clock.came_back()
         # The loop left this partition out of its sleep while the tick was in flight: let it plan
         # again with the partition's next deadline (else a sparse deadline waited up to a second).
         self.deadlines.wake()
@@ -322,42 +333,59 @@ class SlaStream:
             clock = clocks.get(tp.partition)
             if clock is None or self.deadlines.partitions.get(tp.partition) is not clock:
                 continue
-            if clock.barrier is None:
+            if clock.may_decide():
                 source = (tp.topic, tp.partition)
-                clock.barrier = Barrier(upto, input_ends, source, ends[tp], decided)
+                clock.hold(Barrier(upto, input_ends, source, ends[tp], decided))
 
     async def send_ready_ticks(self) -> None:
-        """Send each decided tick whose inputs are applied up to the offsets it took."""
-        applied, fetched = self.applied, self.fetched
+        """Send each decided tick whose inputs are applied up to the offsets it took, in the
+        order decided."""
         for partition in self.deadlines.held():
-            clock = self.deadlines.partitions.get(partition)
-            barrier = None if clock is None else clock.barrier
-            if clock is None or barrier is None:
-                continue  # released meanwhile
-            if not barrier.forwards_counted:
-                if not barrier.inputs_read(applied, fetched):
-                    self._warn_if_stalled(partition, barrier)
-                    continue
-                pending = list(self._forwarding.get(partition, ()))
-                if pending:
-                    _, unacknowledged = await asyncio.wait(pending, timeout=FORWARD_WAIT_SECONDS)
-                    if unacknowledged:
-                        continue  # looked at again on the next round
-                barrier.count_forwards(self._forwarded.get(partition, 0))
-            if not barrier.ready(applied, fetched):
-                self._warn_if_stalled(partition, barrier)
-                continue
-            if self.deadlines.partitions.get(partition) is not clock:
-                continue  # released while waiting for the forwards
-            clock.barrier = None
-            clock.tick_sent_at = time.monotonic()
-            self.metrics.tick_hold.observe(clock.tick_sent_at - barrier.decided_at)
-            try:
-                await self.send_tick(partition, barrier.upto, clock.token)
-            except Exception:
-                clock.tick_sent_at = None  # decided again at once, not after TICK_RETRY_SECONDS
-                raise
+            while await self._send_if_ready(partition):
+                pass
+        self._await_held()
         await self.kick_if_stalled()
+
+    async def _send_if_ready(self, partition: int) -> bool:
+        """Send the partition's oldest held tick if its inputs are read; whether it was."""
+        applied, fetched = self.applied, self.fetched
+        clock = self.deadlines.partitions.get(partition)
+        barrier = None if clock is None else clock.barrier
+        if clock is None or barrier is None:
+            return False  # released meanwhile, or nothing left held
+        if not barrier.forwards_counted:
+            if not barrier.inputs_read(applied, fetched):
+                self._warn_if_stalled(partition, barrier)
+                return False
+            pending = list(self._forwarding.get(partition, ()))
+            if pending:
+                _, unacknowledged = await asyncio.wait(pending, timeout=FORWARD_WAIT_SECONDS)
+                if unacknowledged:
+                    return False  # looked at again on the next round
+            barrier.count_forwards(self._forwarded.get(partition, 0))
+        if not barrier.ready(applied, fetched):
+            self._warn_if_stalled(partition, barrier)
+            return False
+        if self.deadlines.partitions.get(partition) is not clock or clock.barrier is not barrier:
+            return False  # released while waiting for the forwards
+        clock.release_barrier()
+        sent_at = time.monotonic()
+        self.metrics.tick_hold.observe(sent_at - barrier.decided_at)
+        clock.sent(sent_at)  # before the send: the tick may come back before it returns
+        try:
+            await self.send_tick(partition, barrier.upto, clock.token)
+        except Exception:
+            clock.in_flight.remove(sent_at)  # decided again at once, not after a retry
+            raise
+        return True
+
+    def _await_held(self) -> None:
+        awaited: dict[Source, int] = {}
+        for clock in self.deadlines.partitions.values():
+            if clock.barrier is not None:  # the oldest: the others wait for as much or more
+                for source, end in clock.barrier.awaited(self.applied, self.fetched).items():
+                    awaited[source] = min(end, awaited.get(source, end))
+        self._awaited = awaited
 
     def _warn_if_stalled(self, partition: int, barrier: Barrier) -> None:
         waited = time.monotonic() - barrier.decided_at
@@ -391,17 +419,20 @@ class SlaStream:
         consumer.resume_flow()
         await app._fetcher.maybe_start()
 
-    async def _end_offsets(self, tps: list[TP]) -> dict[TP, int]:
-        """End offsets as the consumer reads them (the last stable ones under exactly-once),
-        asked on the Kafka client's own thread and loop."""
-        thread: Any = self._thread()
-        found: dict[Any, int] = await thread.call_thread(thread._ensure_consumer().end_offsets, tps)
-        return {TP(tp.topic, tp.partition): offset for tp, offset in found.items()}
+    async def warm_end_offsets(self) -> None:
+        """Connect the end-offsets client and learn its topics' leaders now, not when the first
+        deadline falls due (about 0.3 s the first time)."""
+        owned = sorted(self.deadlines.partitions)
+        topics = [*self._inputs, self._rekeyed]
+        try:
+            await self.end_offsets.ask((topic, p) for topic in topics for p in owned)
+        except Exception as exc:  # the first tick asks again
+            log.warning("end offsets not available yet", extra={"error": type(exc).__name__})
 
-    def _thread(self) -> Any:
-        """Faust's thread running the aiokafka consumer."""
-        consumer: Any = self.topology.app.consumer
-        return consumer._thread
+    async def _end_offsets(self, tps: list[TP]) -> dict[TP, int]:
+        """End offsets as the consumer reads them (the last stable ones under exactly-once)."""
+        found = await self.end_offsets.ask((tp.topic, tp.partition) for tp in tps)
+        return {TP(topic, partition): offset for (topic, partition), offset in found.items()}
 
     # -- partitions ---------------------------------------------------------------------------
 

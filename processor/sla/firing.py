@@ -96,3 +96,12 @@ class Barrier:
         """The sources still short of their ends (for logs)."""
         ends = {**self.inputs, self.rekeyed: self.rekeyed_end}
         return sorted(s for s in ends if not read_up_to({s: ends[s]}, applied, fetched))
+
+    def awaited(self, applied: Applied, fetched: FetchedBy) -> dict[Source, int]:
+        """The sources the current phase still waits for, and the offset each must reach."""
+        ends = self.inputs if not self.forwards_counted else {self.rekeyed: self.rekeyed_end}
+        return {
+            source: end
+            for source, end in ends.items()
+            if not caught_up(applied.get(source, 0), end, fetched.get(source))
+        }

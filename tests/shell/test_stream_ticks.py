@@ -247,3 +247,41 @@ async def test_an_earlier_release_s_state_that_expired_by_its_watermark_is_forgo
     await sla._tick(0, tick(sla, mark + timedelta(seconds=1)))
     assert b"OLD" not in sla.topology.tickets
     assert producer.sent == []
+
+
+class _Ends:
+    """End offsets as `EndOffsets.ask` gives them, from a dict."""
+
+    def __init__(self, ends: dict[tuple[str, int], int]) -> None:
+        self.ends = ends
+
+    async def ask(self, sources: Any) -> dict[tuple[str, int], int]:
+        return {source: self.ends.get(source, 0) for source in sources}
+
+
+async def test_a_decided_tick_is_sent_once_its_inputs_are_applied_woken_by_the_last_one() -> None:
+    sla, producer, _ = a_stream(tickets=1)
+    tickets = sla.topology.settings.topic_tickets
+    sla.topology.dead_letters = {tickets: _Topic("dead-letters")}  # type: ignore[attr-defined]
+    sla.end_offsets = _Ends({(tickets, 0): 2})  # type: ignore[assignment]
+
+    def record(offset: int) -> Any:  # a tombstone: dead-lettered, but applied all the same
+        message = types.SimpleNamespace(topic=tickets, partition=0, offset=offset, key=None)
+        return types.SimpleNamespace(message=message, value=None)
+
+    def ticks_sent() -> list[bytes]:
+        return [value for topic, value in producer.sent if topic == "ticks"]
+
+    await sla.decide_ticks([0], BREACH.timestamp())
+    assert sla.deadlines.held() == [0]
+    await sla.send_ready_ticks()
+    assert ticks_sent() == []  # offsets 0 and 1 of its input not applied yet
+    sla.deadlines._wake.clear()
+    await sla.handle(record(0))
+    assert not sla.deadlines._wake.is_set()  # not yet what the held tick waits for
+    await sla.handle(record(1))
+    assert sla.deadlines._wake.is_set()  # the last one: the loop looks at once
+    await sla.send_ready_ticks()
+    assert ticks_sent() == [tick(sla, BREACH)]
+    assert sla.deadlines.held() == []
+    assert len(sla.deadlines.partitions[0].in_flight) == 1

@@ -13,7 +13,10 @@ from processor.sla.deadlines import DeadlineIndex
 from processor.sla.firing import Barrier
 from processor.timers import (
     MAX_SLEEP_SECONDS,
+    MAX_TICKS_HELD,
+    MAX_TICKS_OUTSTANDING,
     TICK_RETRY_SECONDS,
+    TICK_SPACING_SECONDS,
     Deadlines,
     PartitionClock,
     tick_loop,
@@ -37,32 +40,66 @@ def test_only_partitions_with_a_due_deadline_get_a_tick() -> None:
     d.arm(1, "t:b", at(200.0))
     assert d.due_partitions(now=99.9, monotonic=0.0) == []
     assert d.due_partitions(now=100.0, monotonic=0.0) == [0]  # due at the instant itself
-    sent(d, 0, monotonic=0.0)
-    assert d.due_partitions(now=250.0, monotonic=0.1) == [1]  # 0's tick is still in flight
+    held(d, 0, upto=100.0)
+    assert d.due_partitions(now=250.0, monotonic=0.1) == [1]  # 0's tick waits for its inputs
+
+
+def held(d: Deadlines, partition: int, upto: float = 0.0) -> None:
+    """What the stream does when it decides a tick: it waits for the tick's inputs."""
+    d.partitions[partition].hold(Barrier(at(upto), {}, ("rekeyed", partition), 0, 0.0))
 
 
 def sent(d: Deadlines, partition: int, monotonic: float) -> None:
     """What the stream does once a decided tick's inputs are read: it sends the tick."""
-    d.partitions[partition].tick_sent_at = monotonic
+    d.partitions[partition].release_barrier()
+    d.partitions[partition].sent(monotonic)
 
 
-def test_a_tick_in_flight_is_not_sent_again_until_presumed_lost() -> None:
+def test_the_next_tick_is_decided_while_others_are_outstanding_up_to_a_bound() -> None:
+    d = owned(0)
+    d.arm(0, "t:a", at(100.0))  # still armed while its tick travels: the next tick fires later ones
+    for n in range(MAX_TICKS_OUTSTANDING):
+        assert d.due_partitions(100.0 + n, monotonic=10.0) == [0]
+        held(d, 0, upto=100.0 + n)
+        if n < MAX_TICKS_OUTSTANDING - MAX_TICKS_HELD:
+            sent(d, 0, monotonic=10.0)  # held or in flight: both count
+        assert d.due_partitions(100.0 + n, monotonic=10.0) == []  # not twice for one instant
+    assert d.due_partitions(110.0, monotonic=10.0) == []  # the bound
+    sent(d, 0, monotonic=10.0)  # the held one goes out: all in flight
+    assert d.due_partitions(110.0, monotonic=10.0) == []
+    d.partitions[0].came_back()  # what the stream does when the oldest tick arrives
+    assert d.due_partitions(110.0, monotonic=10.0) == [0]
+
+
+def test_ticks_in_flight_too_long_are_presumed_lost() -> None:
     d = owned(0)
     d.arm(0, "t:a", at(100.0))
-    assert d.due_partitions(100.0, monotonic=10.0) == [0]
-    sent(d, 0, monotonic=10.0)
+    for _ in range(MAX_TICKS_OUTSTANDING):
+        held(d, 0, upto=100.0)
+        sent(d, 0, monotonic=10.0)
     assert d.due_partitions(101.0, monotonic=10.0 + TICK_RETRY_SECONDS) == []
-    assert d.due_partitions(102.0, monotonic=10.1 + TICK_RETRY_SECONDS) == [0]  # retried
+    assert d.due_partitions(102.0, monotonic=10.1 + TICK_RETRY_SECONDS) == [0]  # decided again
+    assert d.partitions[0].in_flight == []
 
 
-def test_a_tick_that_came_back_clears_the_way_for_the_next() -> None:
+def test_while_a_tick_is_in_flight_the_next_is_decided_a_spacing_later() -> None:
     d = owned(0)
     d.arm(0, "t:a", at(100.0))
-    assert d.due_partitions(100.0, monotonic=1.0) == [0]
+    held(d, 0, upto=100.0)
     sent(d, 0, monotonic=1.0)
-    assert d.due_partitions(100.5, monotonic=1.1) == []
-    d.partitions[0].tick_sent_at = None  # what the stream does when the tick arrives
-    assert d.due_partitions(100.5, monotonic=1.1) == [0]
+    assert d.earliest() == 100.0 + TICK_SPACING_SECONDS
+    assert d.due_partitions(100.0 + TICK_SPACING_SECONDS / 2, monotonic=1.1) == []
+    assert d.due_partitions(100.0 + TICK_SPACING_SECONDS, monotonic=1.1) == [0]
+
+
+def test_held_ticks_are_bounded() -> None:
+    d = owned(0)
+    d.arm(0, "t:a", at(100.0))
+    for n in range(MAX_TICKS_HELD):
+        assert d.due_partitions(101.0 + n, monotonic=1.0) == [0]
+        held(d, 0, upto=101.0 + n)
+    assert d.due_partitions(200.0, monotonic=1.0) == []
+    assert d.earliest() is None
 
 
 def test_arm_moves_and_none_cancels() -> None:
@@ -86,14 +123,17 @@ def test_release_forgets_a_partition_and_ignores_its_arms() -> None:
     assert d.due_partitions(100.0, monotonic=0.0) == [0]
 
 
-def test_earliest_skips_partitions_with_a_tick_in_flight() -> None:
+def test_earliest_skips_partitions_that_may_not_decide_a_tick() -> None:
     d = owned(0, 1)
     d.arm(0, "t:a", at(100.0))
     d.arm(1, "t:b", at(150.0))
     assert d.earliest() == 100.0
     assert d.due_partitions(120.0, monotonic=0.0) == [0]
-    sent(d, 0, monotonic=0.0)
+    for _ in range(MAX_TICKS_HELD):
+        held(d, 0, upto=120.0)
     assert d.earliest() == 150.0
+    sent(d, 0, monotonic=0.0)
+    assert d.earliest() == 120.0 + TICK_SPACING_SECONDS
 
 
 def test_own_restores_a_rebuilt_index() -> None:
@@ -148,19 +188,20 @@ class Ticks:
     async def decide_ticks(self, partitions: list[int], now: float) -> None:
         for partition in partitions:
             barrier = Barrier(at(now), {}, ("rekeyed", partition), 0, time.monotonic())
-            self.deadlines.partitions[partition].barrier = barrier
+            self.deadlines.partitions[partition].hold(barrier)
 
     async def send_ready_ticks(self) -> None:
         if not self.inputs_read:
             return
         for partition in self.deadlines.held():
             clock = self.deadlines.partitions[partition]
-            assert clock.barrier is not None
-            if self.failures:
-                self.failures -= 1
-                raise RuntimeError("broker hiccup")
-            self.sent.append((partition, clock.barrier.upto.timestamp()))
-            clock.barrier, clock.tick_sent_at = None, time.monotonic()
+            while clock.barrier is not None:
+                barrier = clock.release_barrier()
+                if self.failures:
+                    self.failures -= 1
+                    raise RuntimeError("broker hiccup")
+                self.sent.append((partition, barrier.upto.timestamp()))
+                clock.sent(time.monotonic())
 
 
 class Pause:
@@ -205,7 +246,7 @@ async def test_tick_loop_retries_a_failed_send_at_once() -> None:
         await asyncio.sleep(0.2)
         assert ticks.sent == [(0, 1_000.0)]  # in flight now: not sent again
         clock.now = 1_010.0
-        d.partitions[0].tick_sent_at = None  # the tick came back; the deadline is still armed
+        d.partitions[0].came_back()  # the tick came back; the deadline is still armed
         d.wake()
         await _until(lambda: len(ticks.sent) == 2)
         assert ticks.sent[1] == (0, 1_010.0)
@@ -241,12 +282,17 @@ async def test_a_decided_tick_waits_until_its_inputs_are_read() -> None:
         clock.now = 1_005.0
         await asyncio.sleep(0.1)
         assert ticks.sent == []
+        assert [b.upto.timestamp() for b in d.partitions[0].barriers] == [1_000.0]
         assert d.due_partitions(1_005.0, time.monotonic()) == []  # decided once, not again
-        assert d.earliest() is None
         assert d.oldest_hold(time.monotonic() + 1) >= 1
         ticks.inputs_read = True
         await _until(lambda: bool(ticks.sent))
-        assert ticks.sent == [(0, 1_000.0)]  # the instant it was decided at, not when sent
+        assert ticks.sent[0] == (0, 1_000.0)  # the instant it was decided at, not when sent
+        # Its deadline stays armed until the tick comes back: the next tick is decided for the
+        # instant the clock shows (1,005), once, and sent as its inputs are read too.
+        await _until(lambda: len(ticks.sent) == 2)
+        await asyncio.sleep(0.1)
+        assert ticks.sent == [(0, 1_000.0), (0, 1_005.0)]
         assert d.held() == []
         assert d.oldest_hold(time.monotonic()) == 0.0
     finally:

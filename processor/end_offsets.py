@@ -23,7 +23,7 @@ Source = tuple[str, int]
 
 
 class EndOffsets:
-    """A group-less client, started on first use and closed with the worker."""
+    """A group-less client, started on first use; closed for good with the worker."""
 
     def __init__(self, servers: str, credentials: Any, read_committed: bool) -> None:
         self._servers = [s.strip() for s in servers.removeprefix("kafka://").split(",")]
@@ -31,6 +31,7 @@ class EndOffsets:
         self._isolation = "read_committed" if read_committed else "read_uncommitted"
         self._client: AIOKafkaConsumer | None = None
         self._starting = asyncio.Lock()
+        self._closed = False
 
     async def ask(self, sources: Iterable[Source]) -> dict[Source, int]:
         client = await self._started()
@@ -38,12 +39,14 @@ class EndOffsets:
         try:
             found = await client.end_offsets(tps)
         except Exception:
-            await self.close()  # a fresh client next time, rather than one in a bad state
+            await self._discard(client)  # a fresh client next time, not one in a bad state
             raise
         return {(tp.topic, tp.partition): offset for tp, offset in found.items()}
 
     async def _started(self) -> AIOKafkaConsumer:
         async with self._starting:
+            if self._closed:
+                raise RuntimeError("the end offsets client is closed")
             if self._client is None:
                 client = AIOKafkaConsumer(
                     bootstrap_servers=self._servers,
@@ -52,11 +55,23 @@ class EndOffsets:
                     isolation_level=self._isolation,
                     **self._auth,
                 )
-                await client.start()
+                try:
+                    await client.start()
+                except BaseException:
+                    await client.stop()
+                    raise
                 self._client = client
             return self._client
 
+    async def _discard(self, client: AIOKafkaConsumer) -> None:
+        async with self._starting:
+            if self._client is client:
+                self._client = None
+        await client.stop()
+
     async def close(self) -> None:
-        client, self._client = self._client, None
+        async with self._starting:
+            self._closed = True
+            client, self._client = self._client, None
         if client is not None:
             await client.stop()

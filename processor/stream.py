@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -131,6 +132,7 @@ class SlaStream:
         self.record_lock = asyncio.Lock()
         self._sources = {*self._inputs, self._rekeyed}
         self._kick = False  # a held tick found its inputs unread since the take-over
+        self._warming: asyncio.Future[None] | None = None
         self._incarnation = uuid.uuid4().hex[:12]
         self._ownerships = 0
         # Source partitions read since they were (last) assigned: the first record of each is
@@ -190,6 +192,12 @@ class SlaStream:
                 previous = fetched.get(source)
                 handed = previous.handed if previous is not None else 0
             fetched[source] = Fetched(handed, position)
+
+    def on_seek(self, partitions: Iterable[Any]) -> None:
+        """The client was sought (to committed offsets, or to the beginning): what it reported
+        it had fetched of these partitions before no longer holds."""
+        for tp in partitions:
+            self.fetched.pop((tp.topic, tp.partition), None)
 
     async def _dispatch(self, message: Any, raw: Any) -> None:
         key = message.key if isinstance(message.key, bytes) else None
@@ -285,7 +293,7 @@ class SlaStream:
             self.metrics.ticks_ignored.inc()
             return
         upto = tick[0]
-        clock.came_back()
+        clock.came_back(epoch(upto))
         # The loop left this partition out of its sleep while the tick was in flight: let it plan
         # again with the partition's next deadline (else a sparse deadline waited up to a second).
         self.deadlines.wake()
@@ -371,11 +379,13 @@ class SlaStream:
         clock.release_barrier()
         sent_at = time.monotonic()
         self.metrics.tick_hold.observe(sent_at - barrier.decided_at)
-        clock.sent(sent_at)  # before the send: the tick may come back before it returns
+        # Before the send: the tick may come back before it returns.
+        entry = clock.sent(epoch(barrier.upto), sent_at)
         try:
             await self.send_tick(partition, barrier.upto, clock.token)
         except Exception:
-            clock.in_flight.remove(sent_at)  # decided again at once, not after a retry
+            with contextlib.suppress(ValueError):  # decided again at once, not after a retry
+                clock.in_flight.remove(entry)
             raise
         return True
 
@@ -419,9 +429,14 @@ class SlaStream:
         consumer.resume_flow()
         await app._fetcher.maybe_start()
 
-    async def warm_end_offsets(self) -> None:
-        """Connect the end-offsets client and learn its topics' leaders now, not when the first
-        deadline falls due (about 0.3 s the first time)."""
+    def warm_end_offsets(self) -> None:
+        """Connect the end-offsets client and learn its topics' leaders in the background now,
+        not when the first deadline falls due (about 0.3 s the first time); never in the way
+        of recovery, which waits for its callbacks."""
+        if self._warming is None or self._warming.done():
+            self._warming = asyncio.ensure_future(self._warm_end_offsets())
+
+    async def _warm_end_offsets(self) -> None:
         owned = sorted(self.deadlines.partitions)
         topics = [*self._inputs, self._rekeyed]
         try:

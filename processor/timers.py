@@ -32,8 +32,6 @@ TICK_RETRY_SECONDS = 5.0
 # ticks were later, not earlier (p99 206 ms against 145 ms with one, bench/timers.md).
 MAX_TICKS_OUTSTANDING = 4
 MAX_TICKS_HELD = 1
-# While ticks are outstanding, the next one is decided this long after the last one's instant.
-TICK_SPACING_SECONDS = 0.001
 # The loop re-checks at least this often, so a missed wake-up costs at most this much lateness.
 MAX_SLEEP_SECONDS = 1.0
 # While the app rebalances or recovers the loop looks again this often.
@@ -65,7 +63,8 @@ class PartitionClock:
     token: str
     legacy_mark: datetime | None = None
     barriers: list[Barrier] = field(default_factory=list)  # decided, held; oldest first
-    in_flight: list[float] = field(default_factory=list)  # monotonic send times, oldest first
+    # (instant, monotonic send time) of each tick sent and not yet back, oldest first
+    in_flight: list[tuple[float, float]] = field(default_factory=list)
     last_upto: float = float("-inf")  # the instant of the last tick decided
 
     @property
@@ -81,29 +80,32 @@ class PartitionClock:
         """The oldest held tick, taken to be sent."""
         return self.barriers.pop(0)
 
-    def sent(self, monotonic: float) -> None:
-        self.in_flight.append(monotonic)
+    def sent(self, upto: float, monotonic: float) -> tuple[float, float]:
+        entry = (upto, monotonic)
+        self.in_flight.append(entry)
+        return entry
 
-    def came_back(self) -> None:
-        """A tick of this ownership arrived (ticks of a partition arrive in the order sent)."""
-        if self.in_flight:
-            del self.in_flight[0]
+    def came_back(self, upto: float) -> None:
+        """A tick of this ownership for instant `upto` arrived: it and any before it are back
+        (one read again after a seek, or after the rest were presumed lost, changes nothing)."""
+        in_flight = self.in_flight
+        while in_flight and in_flight[0][0] <= upto:
+            del in_flight[0]
 
     def may_decide(self) -> bool:
         held = len(self.barriers)
         return held < MAX_TICKS_HELD and held + len(self.in_flight) < MAX_TICKS_OUTSTANDING
 
     def next_due(self) -> float | None:
-        """When a tick is next worth deciding: the earliest deadline, but a spacing after the
-        instant of the ticks outstanding (they fire what falls due up to theirs)."""
-        earliest = self.index.peek()
-        if earliest is None or not (self.barriers or self.in_flight):
-            return earliest
-        return max(earliest, self.last_upto + TICK_SPACING_SECONDS)
+        """When a tick is next worth deciding: the earliest deadline after the instant of the
+        ticks outstanding (they fire everything due up to theirs)."""
+        if self.barriers or self.in_flight:
+            return self.index.peek_after(self.last_upto)
+        return self.index.peek()
 
     def forget_lost(self, monotonic: float) -> None:
         """Ticks in flight for longer than TICK_RETRY_SECONDS are presumed lost."""
-        if self.in_flight and monotonic - self.in_flight[0] > TICK_RETRY_SECONDS:
+        if self.in_flight and monotonic - self.in_flight[0][1] > TICK_RETRY_SECONDS:
             self.in_flight.clear()
 
 
@@ -149,10 +151,8 @@ class Deadlines:
     def due_partitions(self, now: float, monotonic: float) -> list[int]:
         """Partitions with a deadline due and room for another tick (or whose ticks are lost).
 
-        While a tick is outstanding its deadlines are still armed: the next tick is decided as
-        soon as the clock is a spacing past the first one's instant, and fires whatever fell due
-        in between (nothing, when the deadlines are sparse: a second tick is what overlapping
-        costs).
+        While ticks are outstanding, the next one is decided for a deadline later than their
+        instant: they fire everything due up to it.
         """
         due = []
         for partition, clock in self.partitions.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from heapq import heapify, heappop, heappush
 from itertools import count
@@ -132,6 +133,25 @@ class DeadlineIndex:
                 self._draw(head[0])
             else:
                 return head[0]
+
+    def peek_after(self, after: float) -> float | None:
+        """The earliest live deadline later than `after`, or None."""
+        get = self._live.get
+        while True:
+            front = self._draw(-inf)  # sorted
+            found = None
+            for position in range(bisect_right(front, after, key=_by_due), len(front)):
+                entry = front[position]
+                if get(entry[2]) is entry:
+                    found = entry[0]
+                    break
+            seconds = self._seconds
+            if found is not None and not (seconds and seconds[0] <= found):
+                return found
+            if not seconds:
+                return None
+            # A bucket not drawn yet may hold an earlier one (as in `peek`): draw, look again.
+            self._draw(seconds[0] if found is None else found)
 
     def due_of(self, key: str) -> float | None:
         entry = self._live.get(key)

@@ -316,6 +316,11 @@ class IndexAgainstDict(RuleBasedStateMachine):
             del self.model[key]
         assert self.index.pop_due(now, limit) == [(key, d) for d, _, key in due]
 
+    @rule(after=DUES)
+    def peek_after(self, after: float) -> None:
+        later = [d for d, _ in self.model.values() if d > after]
+        assert self.index.peek_after(after) == min(later, default=None)
+
     @initialize(items=st.lists(st.tuples(KEYS, TIED), max_size=12))
     def start(self, items: list[tuple[str, float]]) -> None:
         self.index = _TinySlack.from_items(items)

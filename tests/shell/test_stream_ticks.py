@@ -23,6 +23,7 @@ from processor import codec, stream
 from processor.metrics import Metrics
 from processor.settings import Settings
 from processor.sla import engine
+from processor.sla.firing import Fetched, caught_up
 from processor.sla.outputs import OutputTopic
 from processor.sla.policy import load_policy
 from processor.stream import SlaStream
@@ -140,10 +141,12 @@ async def test_a_tick_of_an_earlier_ownership_is_ignored() -> None:
     stale = tick(sla, BREACH)
     sla.release({0})
     sla.rebuild({0})
+    in_flight = sla.deadlines.partitions[0].sent(BREACH.timestamp(), 0.0)
     await sla._tick(0, stale)
     await sla._tick(0, b"12345")  # malformed: no token
     assert producer.sent == []
     assert sla.metrics.ticks_ignored._value.get() == 2
+    assert sla.deadlines.partitions[0].in_flight == [in_flight]  # not taken for this owner's
     await sla._tick(0, tick(sla, BREACH))
     assert len(breaches(producer)) == 3
 
@@ -285,3 +288,16 @@ async def test_a_decided_tick_is_sent_once_its_inputs_are_applied_woken_by_the_l
     assert ticks_sent() == [tick(sla, BREACH)]
     assert sla.deadlines.held() == []
     assert len(sla.deadlines.partitions[0].in_flight) == 1
+
+
+async def test_a_seek_forgets_what_the_client_reported_fetched_before_it() -> None:
+    """A position reported before a seek back would count records never applied as read."""
+    sla, _, _ = a_stream(tickets=1)
+    tickets = sla.topology.settings.topic_tickets
+    sla.fetched[(tickets, 0)] = Fetched(handed=0, position=40)
+    sla.fetched[(tickets, 1)] = Fetched(handed=3, position=3)
+    assert caught_up(0, 40, sla.fetched[(tickets, 0)])
+    sla.on_seek([types.SimpleNamespace(topic=tickets, partition=0)])
+    assert (tickets, 0) not in sla.fetched
+    assert not caught_up(0, 40, sla.fetched.get((tickets, 0)))
+    assert sla.fetched[(tickets, 1)] == Fetched(handed=3, position=3)  # not sought: kept

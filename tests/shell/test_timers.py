@@ -16,7 +16,6 @@ from processor.timers import (
     MAX_TICKS_HELD,
     MAX_TICKS_OUTSTANDING,
     TICK_RETRY_SECONDS,
-    TICK_SPACING_SECONDS,
     Deadlines,
     PartitionClock,
     tick_loop,
@@ -51,45 +50,64 @@ def held(d: Deadlines, partition: int, upto: float = 0.0) -> None:
 
 def sent(d: Deadlines, partition: int, monotonic: float) -> None:
     """What the stream does once a decided tick's inputs are read: it sends the tick."""
-    d.partitions[partition].release_barrier()
-    d.partitions[partition].sent(monotonic)
+    barrier = d.partitions[partition].release_barrier()
+    d.partitions[partition].sent(barrier.upto.timestamp(), monotonic)
 
 
 def test_the_next_tick_is_decided_while_others_are_outstanding_up_to_a_bound() -> None:
     d = owned(0)
-    d.arm(0, "t:a", at(100.0))  # still armed while its tick travels: the next tick fires later ones
+    for n in range(MAX_TICKS_OUTSTANDING + 1):
+        d.arm(0, f"t:{n}", at(100.0 + n))  # one deadline a second
     for n in range(MAX_TICKS_OUTSTANDING):
         assert d.due_partitions(100.0 + n, monotonic=10.0) == [0]
         held(d, 0, upto=100.0 + n)
         if n < MAX_TICKS_OUTSTANDING - MAX_TICKS_HELD:
             sent(d, 0, monotonic=10.0)  # held or in flight: both count
-        assert d.due_partitions(100.0 + n, monotonic=10.0) == []  # not twice for one instant
+        assert d.due_partitions(100.5 + n, monotonic=10.0) == []  # nothing new due since
     assert d.due_partitions(110.0, monotonic=10.0) == []  # the bound
     sent(d, 0, monotonic=10.0)  # the held one goes out: all in flight
     assert d.due_partitions(110.0, monotonic=10.0) == []
-    d.partitions[0].came_back()  # what the stream does when the oldest tick arrives
-    assert d.due_partitions(110.0, monotonic=10.0) == [0]
+    d.partitions[0].came_back(100.0)  # what the stream does when the oldest tick arrives
+    assert d.due_partitions(110.0, monotonic=10.0) == [0]  # for t:4, due after all of theirs
+
+
+def test_while_ticks_are_outstanding_only_a_later_deadline_makes_another() -> None:
+    d = owned(0)
+    d.arm(0, "t:a", at(100.0))
+    held(d, 0, upto=100.0)
+    sent(d, 0, monotonic=1.0)
+    assert d.due_partitions(500.0, monotonic=1.1) == []  # t:a is the tick's: no second tick
+    assert d.earliest() is None
+    d.arm(0, "t:b", at(100.0))  # due at the same instant: the tick in flight fires it too
+    assert d.due_partitions(500.0, monotonic=1.1) == []
+    d.arm(0, "t:c", at(100.25))
+    assert d.earliest() == 100.25
+    assert d.due_partitions(100.2, monotonic=1.1) == []
+    assert d.due_partitions(100.25, monotonic=1.1) == [0]
+
+
+def test_a_tick_back_clears_itself_and_those_before_it_only() -> None:
+    d = owned(0)
+    d.arm(0, "t:a", at(100.0))
+    for upto in (100.0, 101.0, 102.0):
+        held(d, 0, upto=upto)
+        sent(d, 0, monotonic=1.0)
+    clock = d.partitions[0]
+    clock.came_back(101.0)  # 100's was lost, or arrived before a seek back
+    assert [upto for upto, _ in clock.in_flight] == [102.0]
+    clock.came_back(100.0)  # read again after a seek: changes nothing
+    assert [upto for upto, _ in clock.in_flight] == [102.0]
 
 
 def test_ticks_in_flight_too_long_are_presumed_lost() -> None:
     d = owned(0)
     d.arm(0, "t:a", at(100.0))
-    for _ in range(MAX_TICKS_OUTSTANDING):
-        held(d, 0, upto=100.0)
+    for n in range(MAX_TICKS_OUTSTANDING):
+        held(d, 0, upto=100.0 + n)
         sent(d, 0, monotonic=10.0)
     assert d.due_partitions(101.0, monotonic=10.0 + TICK_RETRY_SECONDS) == []
     assert d.due_partitions(102.0, monotonic=10.1 + TICK_RETRY_SECONDS) == [0]  # decided again
     assert d.partitions[0].in_flight == []
-
-
-def test_while_a_tick_is_in_flight_the_next_is_decided_a_spacing_later() -> None:
-    d = owned(0)
-    d.arm(0, "t:a", at(100.0))
-    held(d, 0, upto=100.0)
-    sent(d, 0, monotonic=1.0)
-    assert d.earliest() == 100.0 + TICK_SPACING_SECONDS
-    assert d.due_partitions(100.0 + TICK_SPACING_SECONDS / 2, monotonic=1.1) == []
-    assert d.due_partitions(100.0 + TICK_SPACING_SECONDS, monotonic=1.1) == [0]
 
 
 def test_held_ticks_are_bounded() -> None:
@@ -133,7 +151,9 @@ def test_earliest_skips_partitions_that_may_not_decide_a_tick() -> None:
         held(d, 0, upto=120.0)
     assert d.earliest() == 150.0
     sent(d, 0, monotonic=0.0)
-    assert d.earliest() == 120.0 + TICK_SPACING_SECONDS
+    assert d.earliest() == 150.0  # 0's deadline is its tick's
+    d.partitions[0].came_back(120.0)
+    assert d.earliest() == 100.0
 
 
 def test_own_restores_a_rebuilt_index() -> None:
@@ -201,7 +221,7 @@ class Ticks:
                     self.failures -= 1
                     raise RuntimeError("broker hiccup")
                 self.sent.append((partition, barrier.upto.timestamp()))
-                clock.sent(time.monotonic())
+                clock.sent(barrier.upto.timestamp(), time.monotonic())
 
 
 class Pause:
@@ -246,7 +266,7 @@ async def test_tick_loop_retries_a_failed_send_at_once() -> None:
         await asyncio.sleep(0.2)
         assert ticks.sent == [(0, 1_000.0)]  # in flight now: not sent again
         clock.now = 1_010.0
-        d.partitions[0].came_back()  # the tick came back; the deadline is still armed
+        d.partitions[0].came_back(1_000.0)  # the tick came back; the deadline is still armed
         d.wake()
         await _until(lambda: len(ticks.sent) == 2)
         assert ticks.sent[1] == (0, 1_010.0)
@@ -288,11 +308,9 @@ async def test_a_decided_tick_waits_until_its_inputs_are_read() -> None:
         ticks.inputs_read = True
         await _until(lambda: bool(ticks.sent))
         assert ticks.sent[0] == (0, 1_000.0)  # the instant it was decided at, not when sent
-        # Its deadline stays armed until the tick comes back: the next tick is decided for the
-        # instant the clock shows (1,005), once, and sent as its inputs are read too.
-        await _until(lambda: len(ticks.sent) == 2)
+        # Its deadline stays armed until the tick comes back, and is the tick's: no other.
         await asyncio.sleep(0.1)
-        assert ticks.sent == [(0, 1_000.0), (0, 1_005.0)]
+        assert ticks.sent == [(0, 1_000.0)]
         assert d.held() == []
         assert d.oldest_hold(time.monotonic()) == 0.0
     finally:

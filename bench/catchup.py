@@ -5,7 +5,8 @@
 Publishes a random history (tests/histories.py, the seed's policy, every event type, times on
 and next to the deadlines) of about EVENTS events over the last seven days, then starts one
 worker (RocksDB, at-least-once) on a fresh consumer group and measures:
-- drain: worker ready to its inputs committed up to their end;
+- drain: worker ready to its inputs committed up to their end (then it waits until no output
+  came for 5 s: the ticks held during the drain fire after it);
 - outputs: how many, and how many replay (`--until` the end of the publish) gives, ids compared;
 - how late deadlines fire during it: for outputs due before the worker started, emitted minus
   start; for those due while it caught up, emitted minus due (emitted = the output record's
@@ -36,6 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from processor.end_offsets import EndOffsets
 from processor.replay import read_events, replay
 from processor.service import create_topics
 from processor.settings import Settings
@@ -109,6 +111,23 @@ async def outputs(bootstrap: str, topics: list[str]) -> list[tuple[int, dict[str
     return found
 
 
+async def settle(bootstrap: str, topics: list[str], quiet: float = 5.0) -> None:
+    """Return once no record was added to `topics` (sum of end offsets) for `quiet` seconds."""
+    ends = EndOffsets(bootstrap, None, read_committed=False)
+    sources = [(topic, p) for topic in topics for p in range(4)]  # SLA_TOPIC_PARTITIONS
+    try:
+        last, since = -1, time.monotonic()
+        while True:
+            total = sum((await ends.ask(sources)).values())
+            if total != last:
+                last, since = total, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
+            await asyncio.sleep(0.5)
+    finally:
+        await ends.close()
+
+
 def scrape(port: int) -> dict[str, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         body = response.read().decode()
@@ -156,13 +175,14 @@ def run(bootstrap: str, events: int, work: Path) -> dict[str, Any]:
         while asyncio.run(lag(bootstrap, env["SLA_APP_ID"], inputs)) > 0:
             time.sleep(0.5)
         drained = time.time() - spawned
-        time.sleep(5)  # the last ticks
+        out_topics = [env[k] for k in env if k.startswith("SLA_TOPIC_") and "sla." in env[k]]
+        out_topics.append(env["SLA_TOPIC_NOTICES"])
+        # The ticks held during the drain fire after it: wait until no output came for 5 s.
+        asyncio.run(settle(bootstrap, out_topics))
         hold = scrape(port)
     finally:
         process.terminate()
         process.wait(timeout=60)
-    out_topics = [env[k] for k in env if k.startswith("SLA_TOPIC_") and "sla." in env[k]]
-    out_topics.append(env["SLA_TOPIC_NOTICES"])
     got = asyncio.run(outputs(bootstrap, out_topics))
     overdue, during = [], []
     for emitted_ms, ce in got:

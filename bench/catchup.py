@@ -5,8 +5,8 @@
 Publishes a random history (tests/histories.py, the seed's policy, every event type, times on
 and next to the deadlines) of about EVENTS events over the last seven days, then starts one
 worker (RocksDB, at-least-once) on a fresh consumer group and measures:
-- drain: worker ready to its inputs committed up to their end (then it waits until no output
-  came for 5 s: the ticks held during the drain fire after it);
+- drain: worker ready to its inputs committed up to their end (then it waits until fewer than
+  50 outputs come in 5 s: the ticks held during the drain fire after it);
 - outputs: how many, and how many replay (`--until` the end of the publish) gives, ids compared;
 - how late deadlines fire during it: for outputs due before the worker started, emitted minus
   start; for those due while it caught up, emitted minus due (emitted = the output record's
@@ -111,19 +111,19 @@ async def outputs(bootstrap: str, topics: list[str]) -> list[tuple[int, dict[str
     return found
 
 
-async def settle(bootstrap: str, topics: list[str], quiet: float = 5.0) -> None:
-    """Return once no record was added to `topics` (sum of end offsets) for `quiet` seconds."""
+async def settle(bootstrap: str, topics: list[str], quiet: float = 5.0, trickle: int = 50) -> None:
+    """Return once fewer than `trickle` records were added to `topics` (sum of end offsets) in
+    `quiet` seconds: the backlog's deadlines have fired; new ones keep falling due meanwhile."""
     ends = EndOffsets(bootstrap, None, read_committed=False)
     sources = [(topic, p) for topic in topics for p in range(4)]  # SLA_TOPIC_PARTITIONS
     try:
-        last, since = -1, time.monotonic()
+        last = sum((await ends.ask(sources)).values())
         while True:
+            await asyncio.sleep(quiet)
             total = sum((await ends.ask(sources)).values())
-            if total != last:
-                last, since = total, time.monotonic()
-            elif time.monotonic() - since >= quiet:
+            if total - last < trickle:
                 return
-            await asyncio.sleep(0.5)
+            last = total
     finally:
         await ends.close()
 
@@ -177,7 +177,7 @@ def run(bootstrap: str, events: int, work: Path) -> dict[str, Any]:
         drained = time.time() - spawned
         out_topics = [env[k] for k in env if k.startswith("SLA_TOPIC_") and "sla." in env[k]]
         out_topics.append(env["SLA_TOPIC_NOTICES"])
-        # The ticks held during the drain fire after it: wait until no output came for 5 s.
+        # The ticks held during the drain fire after it: wait until the outputs settle.
         asyncio.run(settle(bootstrap, out_topics))
         hold = scrape(port)
     finally:

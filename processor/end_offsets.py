@@ -3,7 +3,7 @@
 Every tick waits for the end offsets of its partition's inputs (processor.sla.firing), so how
 fast they come back is timer lateness. Faust's consumer runs on a thread of its own: a request
 handed to it waited there behind fetch handling (4.6 ms median, 15 ms p99 at 1,000 events/s and
-830 deadlines/s on the 2-core benchmark host, against 1.2 ms and 4 ms from here; see
+830 deadlines/s on the 2-core benchmark host, against 1.5 ms and 4.7 ms from here; see
 bench/results/timers-rule-2026-12-02/). So a client of its own, without a consumer group, asks
 them: same brokers, credentials and isolation level as the worker's consumer (under
 exactly-once the last stable offsets, as the worker reads).

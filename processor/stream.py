@@ -346,37 +346,35 @@ class SlaStream:
                 clock.hold(Barrier(upto, input_ends, source, ends[tp], decided))
 
     async def send_ready_ticks(self) -> None:
-        """Send each decided tick whose inputs are applied up to the offsets it took, in the
-        order decided."""
+        """Send each decided tick whose inputs are applied up to the offsets it took."""
         for partition in self.deadlines.held():
-            while await self._send_if_ready(partition):
-                pass
+            await self._send_if_ready(partition)
         self._await_held()
         await self.kick_if_stalled()
 
-    async def _send_if_ready(self, partition: int) -> bool:
-        """Send the partition's oldest held tick if its inputs are read; whether it was."""
+    async def _send_if_ready(self, partition: int) -> None:
+        """Send the partition's held tick if its inputs are read."""
         applied, fetched = self.applied, self.fetched
         clock = self.deadlines.partitions.get(partition)
         barrier = None if clock is None else clock.barrier
         if clock is None or barrier is None:
-            return False  # released meanwhile, or nothing left held
+            return  # released meanwhile
         if not barrier.forwards_counted:
             if not barrier.inputs_read(applied, fetched):
                 self._warn_if_stalled(partition, barrier)
-                return False
+                return
             pending = list(self._forwarding.get(partition, ()))
             if pending:
                 _, unacknowledged = await asyncio.wait(pending, timeout=FORWARD_WAIT_SECONDS)
                 if unacknowledged:
-                    return False  # looked at again on the next round
+                    return  # looked at again on the next round
             barrier.count_forwards(self._forwarded.get(partition, 0))
         if not barrier.ready(applied, fetched):
             self._warn_if_stalled(partition, barrier)
-            return False
+            return
         if self.deadlines.partitions.get(partition) is not clock or clock.barrier is not barrier:
-            return False  # released while waiting for the forwards
-        clock.release_barrier()
+            return  # released while waiting for the forwards
+        clock.barrier = None
         sent_at = time.monotonic()
         self.metrics.tick_hold.observe(sent_at - barrier.decided_at)
         # Before the send: the tick may come back before it returns.
@@ -387,12 +385,11 @@ class SlaStream:
             with contextlib.suppress(ValueError):  # decided again at once, not after a retry
                 clock.in_flight.remove(entry)
             raise
-        return True
 
     def _await_held(self) -> None:
         awaited: dict[Source, int] = {}
         for clock in self.deadlines.partitions.values():
-            if clock.barrier is not None:  # the oldest: the others wait for as much or more
+            if clock.barrier is not None:
                 for source, end in clock.barrier.awaited(self.applied, self.fetched).items():
                     awaited[source] = min(end, awaited.get(source, end))
         self._awaited = awaited

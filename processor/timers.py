@@ -26,12 +26,11 @@ log = logging.getLogger(__name__)
 
 # A tick that has not come back after this long (lost in a rebalance) is decided again.
 TICK_RETRY_SECONDS = 5.0
-# Ticks of one partition decided and not yet back, held (waiting for their inputs) or in flight:
-# the next tick's hold overlaps the previous ones' trip through Kafka. At most MAX_TICKS_HELD
-# wait for their inputs: each decision asks the end offsets, and on a saturated worker more held
-# ticks were later, not earlier (p99 206 ms against 145 ms with one, bench/timers.md).
-MAX_TICKS_OUTSTANDING = 4
-MAX_TICKS_HELD = 1
+# Ticks of one partition sent and not yet back: the next tick's hold (waiting for its inputs)
+# overlaps their trip through Kafka. One tick at a time is held: each decision asks the end
+# offsets, and on a saturated worker four held ticks were later, not earlier (p99 206 ms against
+# 145 ms, bench/results/timers-rule-2026-12-02/).
+MAX_TICKS_IN_FLIGHT = 3
 # The loop re-checks at least this often, so a missed wake-up costs at most this much lateness.
 MAX_SLEEP_SECONDS = 1.0
 # While the app rebalances or recovers the loop looks again this often.
@@ -62,23 +61,14 @@ class PartitionClock:
     index: DeadlineIndex
     token: str
     legacy_mark: datetime | None = None
-    barriers: list[Barrier] = field(default_factory=list)  # decided, held; oldest first
+    barrier: Barrier | None = None  # decided, waiting for its inputs
     # (instant, monotonic send time) of each tick sent and not yet back, oldest first
     in_flight: list[tuple[float, float]] = field(default_factory=list)
     last_upto: float = float("-inf")  # the instant of the last tick decided
 
-    @property
-    def barrier(self) -> Barrier | None:
-        """The oldest held tick: the next to send."""
-        return self.barriers[0] if self.barriers else None
-
     def hold(self, barrier: Barrier) -> None:
-        self.barriers.append(barrier)
+        self.barrier = barrier
         self.last_upto = epoch(barrier.upto)
-
-    def release_barrier(self) -> Barrier:
-        """The oldest held tick, taken to be sent."""
-        return self.barriers.pop(0)
 
     def sent(self, upto: float, monotonic: float) -> tuple[float, float]:
         entry = (upto, monotonic)
@@ -93,13 +83,12 @@ class PartitionClock:
             del in_flight[0]
 
     def may_decide(self) -> bool:
-        held = len(self.barriers)
-        return held < MAX_TICKS_HELD and held + len(self.in_flight) < MAX_TICKS_OUTSTANDING
+        return self.barrier is None and len(self.in_flight) < MAX_TICKS_IN_FLIGHT
 
     def next_due(self) -> float | None:
         """When a tick is next worth deciding: the earliest deadline after the instant of the
         ticks outstanding (they fire everything due up to theirs)."""
-        if self.barriers or self.in_flight:
+        if self.barrier is not None or self.in_flight:
             return self.index.peek_after(self.last_upto)
         return self.index.peek()
 
@@ -141,11 +130,11 @@ class Deadlines:
 
     def held(self) -> list[int]:
         """Partitions whose decided tick waits for its inputs."""
-        return [p for p, clock in self.partitions.items() if clock.barriers]
+        return [p for p, clock in self.partitions.items() if clock.barrier is not None]
 
     def oldest_hold(self, monotonic: float) -> float:
         """Seconds the longest-waiting decided tick has waited (0 when none waits)."""
-        started = [c.barriers[0].decided_at for c in self.partitions.values() if c.barriers]
+        started = [c.barrier.decided_at for c in self.partitions.values() if c.barrier]
         return max(monotonic - min(started), 0.0) if started else 0.0
 
     def due_partitions(self, now: float, monotonic: float) -> list[int]:

@@ -13,8 +13,7 @@ from processor.sla.deadlines import DeadlineIndex
 from processor.sla.firing import Barrier
 from processor.timers import (
     MAX_SLEEP_SECONDS,
-    MAX_TICKS_HELD,
-    MAX_TICKS_OUTSTANDING,
+    MAX_TICKS_IN_FLIGHT,
     TICK_RETRY_SECONDS,
     Deadlines,
     PartitionClock,
@@ -50,23 +49,23 @@ def held(d: Deadlines, partition: int, upto: float = 0.0) -> None:
 
 def sent(d: Deadlines, partition: int, monotonic: float) -> None:
     """What the stream does once a decided tick's inputs are read: it sends the tick."""
-    barrier = d.partitions[partition].release_barrier()
-    d.partitions[partition].sent(barrier.upto.timestamp(), monotonic)
+    clock = d.partitions[partition]
+    assert clock.barrier is not None
+    clock.sent(clock.barrier.upto.timestamp(), monotonic)
+    clock.barrier = None
 
 
-def test_the_next_tick_is_decided_while_others_are_outstanding_up_to_a_bound() -> None:
+def test_the_next_tick_is_decided_while_others_are_in_flight_up_to_a_bound() -> None:
     d = owned(0)
-    for n in range(MAX_TICKS_OUTSTANDING + 1):
+    for n in range(MAX_TICKS_IN_FLIGHT + 2):
         d.arm(0, f"t:{n}", at(100.0 + n))  # one deadline a second
-    for n in range(MAX_TICKS_OUTSTANDING):
+    for n in range(MAX_TICKS_IN_FLIGHT):
         assert d.due_partitions(100.0 + n, monotonic=10.0) == [0]
         held(d, 0, upto=100.0 + n)
-        if n < MAX_TICKS_OUTSTANDING - MAX_TICKS_HELD:
-            sent(d, 0, monotonic=10.0)  # held or in flight: both count
+        assert d.due_partitions(100.5 + n, monotonic=10.0) == []  # held: not another
+        sent(d, 0, monotonic=10.0)
         assert d.due_partitions(100.5 + n, monotonic=10.0) == []  # nothing new due since
     assert d.due_partitions(110.0, monotonic=10.0) == []  # the bound
-    sent(d, 0, monotonic=10.0)  # the held one goes out: all in flight
-    assert d.due_partitions(110.0, monotonic=10.0) == []
     d.partitions[0].came_back(100.0)  # what the stream does when the oldest tick arrives
     assert d.due_partitions(110.0, monotonic=10.0) == [0]  # for t:4, due after all of theirs
 
@@ -102,22 +101,12 @@ def test_a_tick_back_clears_itself_and_those_before_it_only() -> None:
 def test_ticks_in_flight_too_long_are_presumed_lost() -> None:
     d = owned(0)
     d.arm(0, "t:a", at(100.0))
-    for n in range(MAX_TICKS_OUTSTANDING):
+    for n in range(MAX_TICKS_IN_FLIGHT):
         held(d, 0, upto=100.0 + n)
         sent(d, 0, monotonic=10.0)
     assert d.due_partitions(101.0, monotonic=10.0 + TICK_RETRY_SECONDS) == []
     assert d.due_partitions(102.0, monotonic=10.1 + TICK_RETRY_SECONDS) == [0]  # decided again
     assert d.partitions[0].in_flight == []
-
-
-def test_held_ticks_are_bounded() -> None:
-    d = owned(0)
-    d.arm(0, "t:a", at(100.0))
-    for n in range(MAX_TICKS_HELD):
-        assert d.due_partitions(101.0 + n, monotonic=1.0) == [0]
-        held(d, 0, upto=101.0 + n)
-    assert d.due_partitions(200.0, monotonic=1.0) == []
-    assert d.earliest() is None
 
 
 def test_arm_moves_and_none_cancels() -> None:
@@ -147,8 +136,7 @@ def test_earliest_skips_partitions_that_may_not_decide_a_tick() -> None:
     d.arm(1, "t:b", at(150.0))
     assert d.earliest() == 100.0
     assert d.due_partitions(120.0, monotonic=0.0) == [0]
-    for _ in range(MAX_TICKS_HELD):
-        held(d, 0, upto=120.0)
+    held(d, 0, upto=120.0)
     assert d.earliest() == 150.0
     sent(d, 0, monotonic=0.0)
     assert d.earliest() == 150.0  # 0's deadline is its tick's
@@ -215,13 +203,14 @@ class Ticks:
             return
         for partition in self.deadlines.held():
             clock = self.deadlines.partitions[partition]
-            while clock.barrier is not None:
-                barrier = clock.release_barrier()
-                if self.failures:
-                    self.failures -= 1
-                    raise RuntimeError("broker hiccup")
-                self.sent.append((partition, barrier.upto.timestamp()))
-                clock.sent(barrier.upto.timestamp(), time.monotonic())
+            barrier = clock.barrier
+            assert barrier is not None
+            clock.barrier = None
+            if self.failures:
+                self.failures -= 1
+                raise RuntimeError("broker hiccup")
+            self.sent.append((partition, barrier.upto.timestamp()))
+            clock.sent(barrier.upto.timestamp(), time.monotonic())
 
 
 class Pause:
@@ -302,7 +291,9 @@ async def test_a_decided_tick_waits_until_its_inputs_are_read() -> None:
         clock.now = 1_005.0
         await asyncio.sleep(0.1)
         assert ticks.sent == []
-        assert [b.upto.timestamp() for b in d.partitions[0].barriers] == [1_000.0]
+        barrier = d.partitions[0].barrier
+        assert barrier is not None
+        assert barrier.upto.timestamp() == 1_000.0
         assert d.due_partitions(1_005.0, time.monotonic()) == []  # decided once, not again
         assert d.oldest_hold(time.monotonic() + 1) >= 1
         ticks.inputs_read = True

@@ -108,6 +108,13 @@ class Metrics:
             buckets=LATENESS_BUCKETS,
             registry=r,
         )
+        self.ticks_released = Counter(
+            "sla_ticks_released",
+            "Held ticks whose inputs were applied, by route: fired with the next record of the "
+            "partition already in hand (record), or sent through the ticks topic (topic).",
+            ["route"],
+            registry=r,
+        )
         self.ticks_ignored = Counter(
             "sla_ticks_ignored",
             "Tick records ignored: decided by an earlier owner of the partition (or malformed).",

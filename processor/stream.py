@@ -54,6 +54,9 @@ _US = timedelta(microseconds=1)
 HOLD_WARNING_SECONDS = 30.0
 # How long one round waits for the acknowledgements of forwards before it looks at other partitions.
 FORWARD_WAIT_SECONDS = 0.05
+# A held tick whose inputs are applied is left this long to the stream while a record of its
+# partition is in hand (`SlaStream._in_hand`); then it is sent as a tick.
+IN_HAND_GRACE_SECONDS = 0.25
 _ORIGIN = ("sla-origin-topic", "sla-origin-partition", "sla-origin-offset")
 
 
@@ -130,7 +133,9 @@ class SlaStream:
         self._awaited: dict[Source, int] = {}
         # Held per record: Faust commits between records only (service.commit_between_records).
         self.record_lock = asyncio.Lock()
-        self._sources = {*self._inputs, self._rekeyed}
+        # Every topic read with the tables' partitioning: a record of any of them may fire the
+        # partition's held tick (`_fire_held`).
+        self._partition_topics = (*self._inputs, self._rekeyed, self._ticks)
         self._kick = False  # a held tick found its inputs unread since the take-over
         self._warming: asyncio.Future[None] | None = None
         self._incarnation = uuid.uuid4().hex[:12]
@@ -163,6 +168,7 @@ class SlaStream:
                 if awaited is not None and done >= awaited:
                     del self._awaited[source]
                     self.deadlines.wake()  # a held tick may be ready
+            await self._fire_held(message.partition)
 
     def on_fetched(
         self, consumer: Any, partitions: Iterable[Any], records: Mapping[Any, Any]
@@ -177,7 +183,7 @@ class SlaStream:
             return
         if assignment is None:
             return
-        sources = self._sources
+        sources = self._partition_topics
         fetched = self.fetched
         for tp in partitions:
             if tp.topic not in sources:
@@ -297,6 +303,34 @@ class SlaStream:
         # The loop left this partition out of its sleep while the tick was in flight: let it plan
         # again with the partition's next deadline (else a sparse deadline waited up to a second).
         self.deadlines.wake()
+        await self._fire_up_to(partition, clock, upto)
+
+    async def _fire_held(self, partition: int) -> None:
+        """Fire the partition's held tick here, in the record of that partition just handled, if
+        its inputs are applied: a tick through Kafka would wait behind the records in hand.
+
+        Any record of the partition carries the same unit of work as a tick (its transaction
+        under exactly-once, its changelog partition, its offset), so what fires here is stored
+        and committed with it. Forwards still unacknowledged are left to the loop.
+        """
+        clock = self.deadlines.partitions.get(partition)
+        barrier = None if clock is None else clock.barrier
+        if clock is None or barrier is None:
+            return
+        applied, fetched = self.applied, self.fetched
+        if not barrier.forwards_counted:
+            if self._forwarding.get(partition) or not barrier.inputs_read(applied, fetched):
+                return
+            barrier.count_forwards(self._forwarded.get(partition, 0))
+        if not barrier.ready(applied, fetched):
+            return
+        clock.barrier = None
+        self.metrics.tick_hold.observe(time.monotonic() - barrier.decided_at)
+        self.metrics.ticks_released.labels("record").inc()
+        self.deadlines.wake()  # the next tick may be decided
+        await self._fire_up_to(partition, clock, barrier.upto)
+
+    async def _fire_up_to(self, partition: int, clock: PartitionClock, upto: datetime) -> None:
         due = clock.index.pop_due(epoch(upto), TICK_BATCH)
         fired: list[_Fired] = []
         try:
@@ -373,10 +407,18 @@ class SlaStream:
             self._warn_if_stalled(partition, barrier)
             return
         if self.deadlines.partitions.get(partition) is not clock or clock.barrier is not barrier:
-            return  # released while waiting for the forwards
-        clock.barrier = None
+            return  # released, or fired by the stream, while waiting for the forwards
         sent_at = time.monotonic()
+        if self._in_hand(partition):
+            # The stream fires it with that record (`_fire_held`), sooner than a tick queued
+            # behind it; unless the record never comes (a batch Faust dropped).
+            if barrier.ready_since is None:
+                barrier.ready_since = sent_at
+            if sent_at - barrier.ready_since < IN_HAND_GRACE_SECONDS:
+                return
+        clock.barrier = None
         self.metrics.tick_hold.observe(sent_at - barrier.decided_at)
+        self.metrics.ticks_released.labels("topic").inc()
         # Before the send: the tick may come back before it returns.
         entry = clock.sent(epoch(barrier.upto), sent_at)
         try:
@@ -385,6 +427,16 @@ class SlaStream:
             with contextlib.suppress(ValueError):  # decided again at once, not after a retry
                 clock.in_flight.remove(entry)
             raise
+
+    def _in_hand(self, partition: int) -> bool:
+        """The Kafka client handed over a record of the partition that the stream has not yet
+        applied."""
+        applied = self.applied
+        for topic in self._partition_topics:
+            fetched = self.fetched.get((topic, partition))
+            if fetched is not None and fetched.handed > applied.get((topic, partition), 0):
+                return True
+        return False
 
     def _await_held(self) -> None:
         awaited: dict[Source, int] = {}
@@ -481,7 +533,7 @@ class SlaStream:
                 if label is not None:
                     counts[partition][label] += 1
         for partition in partitions:
-            for topic in (*self._inputs, self._rekeyed):  # reported after the release, if at all
+            for topic in self._partition_topics:  # reported after the release, if at all
                 self.applied.pop((topic, partition), None)
                 self.fetched.pop((topic, partition), None)
             self._ownerships += 1
@@ -507,7 +559,7 @@ class SlaStream:
             self.deadlines.release(partition)
             self.open_tickets.pop(partition, None)
             # Read again from the committed offsets by whoever owns it next.
-            for topic in (*self._inputs, self._rekeyed):
+            for topic in self._partition_topics:
                 self.applied.pop((topic, partition), None)
                 self.fetched.pop((topic, partition), None)
 

@@ -78,6 +78,7 @@ class Barrier:
     decided_at: float  # monotonic seconds, for the hold-time metric
     forwards_counted: bool = False
     warned: bool = False  # the shell logged that it waits long
+    ready_since: float | None = None  # monotonic: ready, left to a record in hand (the shell's)
 
     def inputs_read(self, applied: Applied, fetched: FetchedBy) -> bool:
         return read_up_to(self.inputs, applied, fetched)

@@ -98,7 +98,7 @@ def breaches(producer: _Producer) -> list[str]:
     return [
         orjson.loads(v)["subject"]
         for t, v in producer.sent
-        if orjson.loads(v)["type"] == "sla.breach"
+        if t not in ("ticks", "dead-letters") and orjson.loads(v)["type"] == "sla.breach"
     ]
 
 
@@ -262,32 +262,77 @@ class _Ends:
         return {source: self.ends.get(source, 0) for source in sources}
 
 
-async def test_a_decided_tick_is_sent_once_its_inputs_are_applied_woken_by_the_last_one() -> None:
-    sla, producer, _ = a_stream(tickets=1)
+def _tombstones(sla: SlaStream, partition: int = 0) -> Any:
+    """Records of the tickets topic that carry a tombstone: dead-lettered, applied all the same."""
     tickets = sla.topology.settings.topic_tickets
     sla.topology.dead_letters = {tickets: _Topic("dead-letters")}  # type: ignore[attr-defined]
-    sla.end_offsets = _Ends({(tickets, 0): 2})  # type: ignore[assignment]
 
-    def record(offset: int) -> Any:  # a tombstone: dead-lettered, but applied all the same
-        message = types.SimpleNamespace(topic=tickets, partition=0, offset=offset, key=None)
+    def record(offset: int) -> Any:
+        message = types.SimpleNamespace(topic=tickets, partition=partition, offset=offset, key=None)
         return types.SimpleNamespace(message=message, value=None)
 
-    def ticks_sent() -> list[bytes]:
-        return [value for topic, value in producer.sent if topic == "ticks"]
+    return record
 
+
+def ticks_sent(producer: _Producer) -> list[bytes]:
+    return [value for topic, value in producer.sent if topic == "ticks"]
+
+
+async def test_a_held_tick_fires_with_the_record_that_applies_its_last_input() -> None:
+    sla, producer, _ = a_stream(tickets=1)
+    record = _tombstones(sla)
+    sla.end_offsets = _Ends({(sla.topology.settings.topic_tickets, 0): 2})  # type: ignore[assignment]
     await sla.decide_ticks([0], BREACH.timestamp())
     assert sla.deadlines.held() == [0]
     await sla.send_ready_ticks()
-    assert ticks_sent() == []  # offsets 0 and 1 of its input not applied yet
+    assert ticks_sent(producer) == []  # offsets 0 and 1 of its input not applied yet
     sla.deadlines._wake.clear()
     await sla.handle(record(0))
     assert not sla.deadlines._wake.is_set()  # not yet what the held tick waits for
+    assert breaches(producer) == []
     await sla.handle(record(1))
-    assert sla.deadlines._wake.is_set()  # the last one: the loop looks at once
-    await sla.send_ready_ticks()
-    assert ticks_sent() == [tick(sla, BREACH)]
+    assert sla.deadlines._wake.is_set()  # the loop plans the partition's next tick
+    assert breaches(producer) == ["B-000"]  # fired in that record's unit of work
     assert sla.deadlines.held() == []
-    assert len(sla.deadlines.partitions[0].in_flight) == 1
+    await sla.send_ready_ticks()
+    assert ticks_sent(producer) == []  # no trip through Kafka
+    assert sla.deadlines.partitions[0].in_flight == []
+    await sla._tick(0, tick(sla, BREACH))  # a tick of the same instant after it: nothing again
+    assert breaches(producer) == ["B-000"]
+
+
+async def test_a_record_of_another_partition_does_not_fire_the_held_tick() -> None:
+    sla, producer, _ = a_stream(tickets=1)
+    record = _tombstones(sla, partition=1)  # read from a wider input topic, say
+    sla.end_offsets = _Ends({})  # type: ignore[assignment]
+    await sla.decide_ticks([0], BREACH.timestamp())
+    await sla.handle(record(0))
+    assert breaches(producer) == []
+    assert sla.deadlines.held() == [0]
+    await sla.send_ready_ticks()  # nothing of partition 0 in hand: a tick goes out
+    assert ticks_sent(producer) == [tick(sla, BREACH)]
+    assert sla.deadlines.held() == []
+
+
+async def test_a_ready_tick_waits_for_a_record_in_hand_then_goes_out_if_it_never_comes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sla, producer, _ = a_stream(tickets=1)
+    tickets = sla.topology.settings.topic_tickets
+    sla.end_offsets = _Ends({})  # type: ignore[assignment]
+    now = [100.0]
+    monkeypatch.setattr(stream.time, "monotonic", lambda: now[0])
+    await sla.decide_ticks([0], BREACH.timestamp())
+    sla.fetched[(tickets, 0)] = Fetched(handed=1, position=1)  # offset 0 handed, not applied
+    await sla.send_ready_ticks()
+    assert ticks_sent(producer) == []  # left to the stream: that record fires it
+    now[0] += stream.IN_HAND_GRACE_SECONDS - 0.01
+    await sla.send_ready_ticks()
+    assert ticks_sent(producer) == []
+    now[0] += 0.02  # the record never came (a batch dropped on a rebalance)
+    await sla.send_ready_ticks()
+    assert ticks_sent(producer) == [tick(sla, BREACH)]
+    assert breaches(producer) == []  # fired when the tick comes back, not here
 
 
 async def test_a_seek_forgets_what_the_client_reported_fetched_before_it() -> None:

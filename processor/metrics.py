@@ -103,8 +103,8 @@ class Metrics:
         )
         self.tick_hold = Histogram(
             "sla_tick_hold_seconds",
-            "From deciding a tick (taking its inputs' end offsets) to sending it, once they are "
-            "applied: the lateness a lag behind the inputs adds to deadlines.",
+            "From deciding a tick (taking its inputs' end offsets) to firing it in the stream or "
+            "sending it, once they are applied: the lateness a lag behind the inputs adds.",
             buckets=LATENESS_BUCKETS,
             registry=r,
         )

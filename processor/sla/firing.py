@@ -9,6 +9,9 @@ source up to its own end offset then, raised to cover what those inputs forwarde
 A record appended after the decision is a *late* event (decision 25). The rule costs lateness: a
 deadline fires as late as the worker's lag behind its inputs.
 
+What carries the firing does not matter to the rule: the tick read back from the ticks topic,
+or any record of the partition handled once the barrier is ready (the same unit of work).
+
 Stored states are self-describing: a state's pending deadlines have not fired, because a tick
 stores the state it advanced. So an event emits exactly what `engine.decide` returns, a tick
 exactly what `engine.advance` returns, whatever the order in which they were read.

@@ -303,7 +303,7 @@ async def test_a_held_tick_fires_with_the_record_that_applies_its_last_input() -
 
 async def test_a_record_of_another_partition_does_not_fire_the_held_tick() -> None:
     sla, producer, _ = a_stream(tickets=1)
-    record = _tombstones(sla, partition=1)  # read from a wider input topic, say
+    record = _tombstones(sla, partition=1)  # not the partition whose tick is held
     sla.end_offsets = _Ends({})  # type: ignore[assignment]
     await sla.decide_ticks([0], BREACH.timestamp())
     await sla.handle(record(0))

@@ -39,9 +39,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from processor.end_offsets import EndOffsets
 from processor.replay import read_events, replay
-from processor.service import create_topics
 from processor.settings import Settings
 from processor.sla.policy import load_policy
+from processor.topics import create_topics
 from tests.histories import histories
 
 REPO = Path(__file__).resolve().parent.parent

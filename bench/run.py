@@ -44,9 +44,9 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from bench import workload
-from processor.service import create_topics as create_processor_topics
 from processor.settings import Settings
 from processor.sla.policy import load_policy
+from processor.topics import create_topics as create_processor_topics
 
 REPO = Path(__file__).resolve().parent.parent
 PARTITIONS = 4

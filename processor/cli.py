@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -78,6 +80,26 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kafka_command(command: str) -> int:
+    """`worker` or `create-topics`, configured by the `SLA_*` environment variables."""
+    from processor.settings import ConfigError, from_environment
+
+    try:
+        settings = from_environment(os.environ)
+    except ConfigError as exc:
+        sys.stderr.write(f"sla-processor: {exc}\n")
+        return 2
+    if command == "create-topics":
+        from processor.topics import create_topics
+
+        names = asyncio.run(create_topics(settings))
+        sys.stdout.write("".join(f"{name}\n" for name in names))
+        return 0
+    from processor import worker
+
+    return worker.run(settings)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -88,9 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from processor import demo
 
             return demo.run(args.seconds)
-        from processor.service import run
-
-        return run(args.command)
+        return _kafka_command(args.command)
     except PolicyError as exc:
         sys.stderr.write(f"sla-processor: invalid policy: {exc}\n")
         return 2

@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from processor.service import create_topics
 from processor.settings import Settings
+from processor.topics import create_topics
 from processor.topology import client_options
 
 # (seconds after start, type, subject, data): one hour of the seed's SLA is five seconds here.

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -108,3 +109,43 @@ class Settings(BaseSettings):
                 "and SLA_KAFKA_SASL_PASSWORD"
             )
         return self
+
+
+# The test suite's own variables share the prefix (docs/kafka.md); they configure no worker.
+_NOT_SETTINGS = "SLA_TEST_"
+
+
+class ConfigError(ValueError):
+    """The environment does not configure a worker; the message names what is wrong, never a
+    value (it may be a password)."""
+
+
+def from_environment(environ: Mapping[str, str]) -> Settings:
+    """The settings `environ` gives (it must be the process environment pydantic reads), or
+    ConfigError naming each unknown variable or invalid setting."""
+    unknown = unknown_variables(environ)
+    if unknown:
+        raise ConfigError(f"unknown configuration variable: {', '.join(unknown)}")
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration:\n{describe(exc).rstrip()}") from None
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """`SLA_*` variables that name no setting: pydantic-settings ignores them, a typo must not."""
+    known = {f"SLA_{name.upper()}" for name in Settings.model_fields}
+    return sorted(
+        name
+        for name in environ
+        if name.startswith("SLA_") and name not in known and not name.startswith(_NOT_SETTINGS)
+    )
+
+
+def describe(exc: ValidationError) -> str:
+    """One line per error, naming the variable; never the input (it may be a password)."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        where = f"SLA_{str(error['loc'][0]).upper()}" if error["loc"] else "settings"
+        lines.append(f"  {where}: {error['msg']}\n")
+    return "".join(lines)

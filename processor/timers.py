@@ -3,7 +3,7 @@
 The loop never touches tables or emits outputs itself: when a partition's earliest deadline is due
 it *decides* a tick at that instant and takes the end offsets of the partition's inputs. Once the
 stream has applied them (`processor.sla.firing.Barrier`) the due deadlines fire in stream
-context: with a record of the partition the stream handles anyway (`SlaStream._fire_held`), or,
+context: with a record of the partition the stream handles anyway (`processor.holds`), or,
 with nothing of it in hand, with a tick (a record naming the instant) the loop produces to that
 partition of the internal ticks topic. Either way the stream that owns the partition fires and
 stores the states it advanced, so outputs, table writes and offsets stay in one (optionally

@@ -1,7 +1,7 @@
 """The processor with Faust tuning knobs it does not read from its settings yet.
 
 Builds the app exactly as `python -m processor worker` does (Settings from SLA_*,
-`processor.service.assemble`, the same faust.Worker arguments), then sets the `app.conf` fields
+`processor.worker.assemble`, the same faust.Worker arguments), then sets the `app.conf` fields
 named in BENCH_KNOBS (a JSON object) before the worker starts. `"loop": "uvloop"` selects the
 event loop the way faust's `--loop` option does (mode.loop.use, before any loop exists).
 
@@ -38,9 +38,10 @@ import asyncio  # noqa: E402
 import faust  # noqa: E402
 
 from bench.candidates.common import mark  # noqa: E402
-from processor.service import assemble, logging_config  # noqa: E402
+from processor.logs import logging_config  # noqa: E402
 from processor.settings import Settings  # noqa: E402
 from processor.sla.policy import load_policy  # noqa: E402
+from processor.worker import assemble  # noqa: E402
 
 
 async def traced_memory() -> None:

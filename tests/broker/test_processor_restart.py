@@ -333,7 +333,7 @@ async def _produce_in_real_time(
 @pytest.mark.parametrize(
     ("guarantee", "kills"),
     # An exactly-once restart takes ~6 s (recovery must find the commit markers at the
-    # changelogs' ends; processor.service.shorten_recovery_idle_wait).
+    # changelogs' ends; processor.faust_fixes.recovery_idle).
     [("at_least_once", 2), ("exactly_once", 1)],
 )
 def test_sigkill_mid_stream_loses_nothing(

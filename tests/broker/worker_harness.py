@@ -25,10 +25,10 @@ from aiokafka.structs import RecordMetadata
 from prometheus_client.parser import text_string_to_metric_families
 
 from processor.replay import read_events, replay
-from processor.service import create_topics
 from processor.settings import Settings
 from processor.sla.outputs import cloudevent
 from processor.sla.policy import load_policy
+from processor.topics import create_topics
 
 from .helpers import REPO_ROOT
 

@@ -140,7 +140,7 @@ class Model:
 
     def fire_held(self, p: int) -> None:
         """A record of partition `p` was just handled: its held tick fires with it if ready
-        (`SlaStream._fire_held`), in the same unit of work."""
+        (`Holds.take_ready`), in the same unit of work."""
         barrier = self.barriers.get(p)
         if barrier is None:
             return

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from processor.service import discard_unsafe_local_state
+from processor.local_state import discard_unsafe_local_state
 from processor.settings import Settings
 
 

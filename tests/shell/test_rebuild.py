@@ -64,7 +64,7 @@ def test_stored_deadlines_are_read_without_decoding(decodes: list[bytes]) -> Non
     sla, _, _ = a_stream(tickets=TICKETS)
     assert decodes == []
     assert set(contents(sla).values()) == {epoch(BREACH)}  # high, premium: the response target
-    assert sla.open_tickets[0] == {("high", "premium"): TICKETS}
+    assert sla.states.open_tickets[0] == {("high", "premium"): TICKETS}
 
 
 def reencoded(values: dict[bytes, bytes], how: str) -> dict[bytes, bytes]:
@@ -83,12 +83,12 @@ def test_states_it_cannot_trust_are_decoded_to_the_same_index(
     how: str, decodes: list[bytes]
 ) -> None:
     sla, _, _ = a_stream(tickets=TICKETS)
-    trusted, counts = contents(sla), dict(sla.open_tickets[0])
+    trusted, counts = contents(sla), dict(sla.states.open_tickets[0])
     values = dict(sla.topology.tickets)  # type: ignore[call-overload]
     restore(sla, reencoded(values, how))
     assert len(decodes) == TICKETS
     assert contents(sla) == trusted
-    assert sla.open_tickets[0] == counts
+    assert sla.states.open_tickets[0] == counts
 
 
 def version_2(raw: bytes) -> bytes:
@@ -130,7 +130,7 @@ def test_a_corrupt_state_is_skipped_and_the_rest_indexed(caplog: pytest.LogCaptu
     assert found["B-004"] is None
     assert sum(due is not None for due in found.values()) == TICKETS - 2
     assert [r.getMessage() for r in caplog.records] == ["corrupt state skipped"] * 2
-    assert sla.open_tickets[0] == {("high", "premium"): TICKETS - 2}
+    assert sla.states.open_tickets[0] == {("high", "premium"): TICKETS - 2}
 
 
 def test_rocksdb_partitions_are_read_from_their_own_databases(tmp_path: Path) -> None:
@@ -193,5 +193,5 @@ def test_stored_and_decoded_deadlines_agree_for_every_state(
         table[subject.encode()] = raw
         sla.rebuild({0})
         index = sla.deadlines.partitions[0].index
-        found.append((index.due_of(f"{domain[0]}:{subject}"), dict(sla.open_tickets[0])))
+        found.append((index.due_of(f"{domain[0]}:{subject}"), dict(sla.states.open_tickets[0])))
     assert all(f == found[0] for f in found)

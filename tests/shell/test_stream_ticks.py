@@ -19,8 +19,9 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from processor import codec, stream
+from processor import codec, holds, stream
 from processor.metrics import Metrics
+from processor.sending import Origin, encode_tick
 from processor.settings import Settings
 from processor.sla import engine
 from processor.sla.firing import Fetched, caught_up
@@ -91,7 +92,7 @@ def a_stream(tickets: int) -> tuple[SlaStream, _Producer, dict[bytes, bytes]]:
 
 def tick(sla: SlaStream, at: datetime, token: str | None = None) -> bytes:
     """A tick record for partition 0, decided at `at` by its current owner (or `token`)."""
-    return stream.encode_tick(at, token or sla.deadlines.partitions[0].token)
+    return encode_tick(at, token or sla.deadlines.partitions[0].token)
 
 
 def breaches(producer: _Producer) -> list[str]:
@@ -160,7 +161,7 @@ async def test_deadlines_an_event_leaves_due_wait_for_the_next_tick() -> None:
         "time": OPENED.isoformat(), "subject": "LATE",
         "data": {"customer_id": "c", "support_tier": "premium", "severity": "high"},
     })  # fmt: skip
-    await sla._apply(parse_event(raw), stream.Origin("in", 0, 0), raw, 0)
+    await sla._apply(parse_event(raw), Origin("in", 0, 0), raw, 0)
     types_sent = [orjson.loads(v)["type"] for _, v in producer.sent]
     assert types_sent == ["sla.escalation"]  # step 1, at the opening itself
     assert sla.deadlines.partitions[0].index.due_of("t:LATE") == epoch(BREACH)
@@ -281,7 +282,7 @@ def ticks_sent(producer: _Producer) -> list[bytes]:
 async def test_a_held_tick_fires_with_the_record_that_applies_its_last_input() -> None:
     sla, producer, _ = a_stream(tickets=1)
     record = _tombstones(sla)
-    sla.end_offsets = _Ends({(sla.topology.settings.topic_tickets, 0): 2})  # type: ignore[assignment]
+    sla.holds.end_offsets = _Ends({(sla.topology.settings.topic_tickets, 0): 2})  # type: ignore[assignment]
     await sla.decide_ticks([0], BREACH.timestamp())
     assert sla.deadlines.held() == [0]
     await sla.send_ready_ticks()
@@ -304,7 +305,7 @@ async def test_a_held_tick_fires_with_the_record_that_applies_its_last_input() -
 async def test_a_record_of_another_partition_does_not_fire_the_held_tick() -> None:
     sla, producer, _ = a_stream(tickets=1)
     record = _tombstones(sla, partition=1)  # not the partition whose tick is held
-    sla.end_offsets = _Ends({})  # type: ignore[assignment]
+    sla.holds.end_offsets = _Ends({})  # type: ignore[assignment]
     await sla.decide_ticks([0], BREACH.timestamp())
     await sla.handle(record(0))
     assert breaches(producer) == []
@@ -319,14 +320,16 @@ async def test_a_ready_tick_waits_for_a_record_in_hand_then_goes_out_if_it_never
 ) -> None:
     sla, producer, _ = a_stream(tickets=1)
     tickets = sla.topology.settings.topic_tickets
-    sla.end_offsets = _Ends({})  # type: ignore[assignment]
+    sla.holds.end_offsets = _Ends({})  # type: ignore[assignment]
     now = [100.0]
-    monkeypatch.setattr(stream.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(holds.time, "monotonic", lambda: now[0])
     await sla.decide_ticks([0], BREACH.timestamp())
-    sla.fetched[(tickets, 0)] = Fetched(handed=1, position=1)  # offset 0 handed, not applied
+    sla.positions.fetched[(tickets, 0)] = Fetched(
+        handed=1, position=1
+    )  # offset 0 handed, not applied
     await sla.send_ready_ticks()
     assert ticks_sent(producer) == []  # left to the stream: that record fires it
-    now[0] += stream.IN_HAND_GRACE_SECONDS - 0.01
+    now[0] += holds.IN_HAND_GRACE_SECONDS - 0.01
     await sla.send_ready_ticks()
     assert ticks_sent(producer) == []
     now[0] += 0.02  # the record never came (a batch dropped on a rebalance)
@@ -339,10 +342,10 @@ async def test_a_seek_forgets_what_the_client_reported_fetched_before_it() -> No
     """A position reported before a seek back would count records never applied as read."""
     sla, _, _ = a_stream(tickets=1)
     tickets = sla.topology.settings.topic_tickets
-    sla.fetched[(tickets, 0)] = Fetched(handed=0, position=40)
-    sla.fetched[(tickets, 1)] = Fetched(handed=3, position=3)
-    assert caught_up(0, 40, sla.fetched[(tickets, 0)])
+    sla.positions.fetched[(tickets, 0)] = Fetched(handed=0, position=40)
+    sla.positions.fetched[(tickets, 1)] = Fetched(handed=3, position=3)
+    assert caught_up(0, 40, sla.positions.fetched[(tickets, 0)])
     sla.on_seek([types.SimpleNamespace(topic=tickets, partition=0)])
-    assert (tickets, 0) not in sla.fetched
-    assert not caught_up(0, 40, sla.fetched.get((tickets, 0)))
-    assert sla.fetched[(tickets, 1)] == Fetched(handed=3, position=3)  # not sought: kept
+    assert (tickets, 0) not in sla.positions.fetched
+    assert not caught_up(0, 40, sla.positions.fetched.get((tickets, 0)))
+    assert sla.positions.fetched[(tickets, 1)] == Fetched(handed=3, position=3)  # not sought: kept

@@ -1,0 +1,185 @@
+"""What the worker writes to Kafka: outputs, dead letters, forwards to the re-key topic, ticks.
+
+Everything a record (or a tick) causes is sent in the transaction of the *source* partition
+being processed (exactly-once); Faust's own `topic.send` would pick the destination's, which
+for an output topic is not a partition of this worker's consumer group at all. Ticks bypass
+transactions: they must be visible at once, and carry no state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from processor.metrics import Metrics
+from processor.sla.outputs import (
+    Breach,
+    Escalation,
+    MaintenanceNotice,
+    Output,
+    UpdateDue,
+    cloudevent,
+)
+from processor.timers import instant
+from processor.topology import Topology
+
+log = logging.getLogger(__name__)
+
+_US = timedelta(microseconds=1)
+_ORIGIN = ("sla-origin-topic", "sla-origin-partition", "sla-origin-offset")
+_CLOUDEVENTS = [("content-type", b"application/cloudevents+json")]
+
+Ack = Awaitable[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an input record came from, for dead-letter headers and logs; `key` is its key (for a
+    re-keyed record, the re-keyed one: the subject)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None = None
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        values = (self.topic, str(self.partition), str(self.offset))
+        return [(name, value.encode()) for name, value in zip(_ORIGIN, values, strict=True)]
+
+    @classmethod
+    def from_headers(cls, headers: Iterable[tuple[str, bytes]], key: bytes | None) -> Origin | None:
+        found = {k: v.decode() for k, v in headers if k in _ORIGIN}
+        if len(found) != len(_ORIGIN):
+            return None
+        return cls(found[_ORIGIN[0]], int(found[_ORIGIN[1]]), int(found[_ORIGIN[2]]), key)
+
+
+class Sender:
+    """Sends in the unit of work of a source partition; counts what it sends."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        metrics: Metrics,
+        clock: Callable[[], datetime],
+        exactly_once: bool,
+    ) -> None:
+        self.topology = topology
+        self.metrics = metrics
+        self.clock = clock
+        self._exactly_once = exactly_once
+        self._ticks = topology.ticks.get_topic_name()
+        self._rekeyed = topology.rekeyed.get_topic_name()
+
+    async def outputs(self, outputs: Iterable[Output], partition: int, *, timer: bool) -> list[Ack]:
+        """Send each output as a CloudEvent keyed by its subject; the acknowledgements."""
+        outputs = list(outputs)
+        if not outputs:
+            return []
+        acks = []
+        now = self.clock()
+        for output in outputs:
+            value = orjson.dumps(cloudevent(output, now))
+            topic = self.topology.outputs[output.TOPIC].get_topic_name()
+            acks.append(await self._send(topic, output.subject.encode(), value, _CLOUDEVENTS,
+                                         partition))  # fmt: skip
+            self._count(output, now, timer)
+        return acks
+
+    async def forward(self, subject: str, raw: bytes, origin: Origin, partition: int) -> Ack:
+        """Forward an input record to the re-key topic, keyed by its subject, with its origin."""
+        return await self._send(self._rekeyed, subject.encode(), raw, origin.headers(), partition)
+
+    async def dead_letter(
+        self,
+        origin: Origin,
+        raw: bytes | None,
+        reason: str,
+        error: str,
+        message: str,
+        partition: int,
+    ) -> None:
+        """The record, untouched, to its topic's dead-letter topic, with why; counted and logged
+        by ids only."""
+        self.metrics.events_rejected.labels(origin.topic, reason).inc()
+        log.warning(
+            "event rejected",
+            extra={
+                "reason": reason,
+                "topic": origin.topic,
+                "partition": origin.partition,
+                "offset": origin.offset,
+            },
+        )
+        headers = [
+            ("sla-error-class", error.encode()),
+            ("sla-error-reason", reason.encode()),
+            ("sla-error-message", message[:1024].encode()),
+            *origin.headers(),
+        ]
+        dlq = self.topology.dead_letters[origin.topic].get_topic_name()
+        if raw is None and origin.key is None:
+            raw = b""  # aiokafka cannot send a record with neither key nor value
+        await self._send(dlq, origin.key, raw, headers, partition)
+
+    async def tick(self, partition: int, upto: datetime, token: str) -> None:
+        """A tick record to the partition's ticks partition, outside any transaction."""
+        value = encode_tick(upto, token)
+        await self._producer().send(
+            self._ticks, None, value, partition, None, None, transactional_id=None
+        )
+
+    async def _send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+        partition: int,
+    ) -> Ack:
+        transactional_id = None
+        if self._exactly_once:
+            app = self.topology.app
+            group = app.assignor.group_for_topic(self._ticks)
+            transactional_id = f"{app.conf.id}-{group}-{partition}"
+        ack: Ack = await self._producer().send(
+            topic, key, value, None, None, headers, transactional_id=transactional_id
+        )
+        return ack
+
+    def _producer(self) -> Any:
+        """Faust's aiokafka producer, in both modes (`app.producer`, never the transaction
+        manager): given a transactional id it sends through that partition's transactional
+        producer, given none through its plain producer."""
+        return self.topology.app.producer
+
+    def _count(self, output: Output, now: datetime, timer: bool) -> None:
+        m = self.metrics
+        if isinstance(output, Escalation):
+            m.escalations.labels(output.severity.value, str(output.step)).inc()
+        elif isinstance(output, Breach):
+            m.breaches.labels(output.target, output.severity.value, output.tier.value).inc()
+        elif isinstance(output, UpdateDue):
+            m.updates_due.labels(output.severity.value).inc()
+        elif isinstance(output, MaintenanceNotice):
+            m.notices.labels(output.type).inc()
+        if timer:
+            m.timer_lateness.observe(max((now - output.time).total_seconds(), 0.0))
+
+
+def encode_tick(upto: datetime, token: str) -> bytes:
+    return f"{(upto - instant(0)) // _US} {token}".encode()
+
+
+def parse_tick(raw: bytes) -> tuple[datetime, str] | None:
+    """(instant, ownership token) of a tick record; None for anything else."""
+    try:
+        micros, token = raw.decode().split(" ")
+        return instant(0) + int(micros) * _US, token
+    except (UnicodeDecodeError, ValueError, OverflowError):
+        return None

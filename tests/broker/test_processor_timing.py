@@ -180,9 +180,12 @@ def test_a_burst_of_history_gives_replay_s_outputs(
     compare(got, rows, cut, repeats_allowed=False)
 
 
-def test_a_fresh_consumer_group_on_a_week_of_history(kafka_bootstrap: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+def test_a_fresh_consumer_group_on_a_week_of_history(
+    kafka_bootstrap: str, tmp_path: Path, guarantee: str
+) -> None:
     """First deployment on a topic that already holds a week of events."""
-    worker = a_worker(kafka_bootstrap, tmp_path / "w", "at_least_once", "rocksdb://")
+    worker = a_worker(kafka_bootstrap, tmp_path / "w", guarantee, "rocksdb://")
     worker.create_topics()
     rows = history(seed=7, days=7)
     publish(worker, rows, "murmur2")
@@ -220,12 +223,14 @@ def test_a_worker_killed_in_a_burst_loses_nothing(
     compare(got, rows, cut, repeats_allowed=guarantee == "at_least_once")
 
 
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_a_lagging_worker_emits_nothing_that_arrived_before_it_fired(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, tmp_path: Path, guarantee: str
 ) -> None:
     """A worker far behind its input (a burst of other tickets in front) while responses and
     resolves arrive shortly before their deadlines: what they cancel is never emitted."""
-    worker = Worker(kafka_bootstrap, tmp_path / "w")  # the seconds policy: 1 h is 5 s
+    # the seconds policy: 1 h is 5 s
+    worker = Worker(kafka_bootstrap, tmp_path / "w", {"SLA_PROCESSING_GUARANTEE": guarantee})
     worker.create_topics()
     worker.start()
     tickets = worker.settings.topic_tickets

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -37,10 +37,18 @@ MAX_TICKS_IN_FLIGHT = 3
 MAX_SLEEP_SECONDS = 1.0
 # While the app rebalances or recovers the loop looks again this often.
 PAUSED_POLL_SECONDS = 0.1
+# After an error the loop tries again this soon.
+RETRY_SECONDS = 0.1
 # While a decided tick waits for its inputs (firing.Barrier) the loop looks again this often, and
 # whenever the stream has applied a record: a position past transaction markers (firing.Fetched)
 # is seen within this much.
 BARRIER_POLL_SECONDS = 0.005
+
+
+async def nap(wake: asyncio.Event, seconds: float) -> None:
+    """Wait until `wake` is set, or `seconds` pass."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(wake.wait(), timeout=seconds)
 
 
 def epoch(moment: datetime) -> float:
@@ -105,6 +113,7 @@ class Deadlines:
     """The owned partitions' clocks; the stream arms and cancels, the loop decides ticks."""
 
     partitions: dict[int, PartitionClock] = field(default_factory=dict)
+    nap: Callable[[asyncio.Event, float], Awaitable[None]] = nap  # how `sleep` waits
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _next_check: float = 0.0
 
@@ -165,8 +174,7 @@ class Deadlines:
         delay = longest if earliest is None else min(max(earliest - now, 0.0), longest)
         self._next_check = now + delay
         self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        await self.nap(self._wake, delay)
 
     def wake(self) -> None:
         self._wake.set()
@@ -185,6 +193,8 @@ async def tick_loop(
     ticker: Ticker,
     paused: Callable[[], bool],
     clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
     """Decide ticks and send them once their inputs are read, forever; an error is logged and the
     loop goes on (an escaped one stops Faust)."""
@@ -193,10 +203,10 @@ async def tick_loop(
             await deadlines.sleep(clock())
             if paused():
                 # With a deadline already due `sleep` returns at once: poll, do not spin.
-                await asyncio.sleep(PAUSED_POLL_SECONDS)
+                await sleep(PAUSED_POLL_SECONDS)
                 continue
             now = clock()
-            due = deadlines.due_partitions(now, time.monotonic())
+            due = deadlines.due_partitions(now, monotonic())
             if due:
                 await ticker.decide_ticks(due, now)
             if deadlines.held():
@@ -205,4 +215,4 @@ async def tick_loop(
             raise
         except Exception:
             log.exception("deadline loop failed; retrying")
-            await asyncio.sleep(0.1)
+            await sleep(RETRY_SECONDS)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -14,9 +13,12 @@ from processor.sla.firing import Barrier
 from processor.timers import (
     MAX_SLEEP_SECONDS,
     MAX_TICKS_IN_FLIGHT,
+    PAUSED_POLL_SECONDS,
+    RETRY_SECONDS,
     TICK_RETRY_SECONDS,
     Deadlines,
     PartitionClock,
+    nap,
     tick_loop,
 )
 
@@ -152,26 +154,56 @@ def test_own_restores_a_rebuilt_index() -> None:
     assert d.due_partitions(5.0, monotonic=0.0) == [3]
 
 
-async def test_sleep_wakes_for_an_earlier_deadline() -> None:
-    d = owned(0)
-    now = time.time()
-    d.arm(0, "t:a", at(now + 60))
-    sleeper = asyncio.create_task(d.sleep(now))
-    await asyncio.sleep(0.05)
-    assert not sleeper.done()  # sleeping up to MAX_SLEEP_SECONDS
-    d.arm(0, "t:b", at(now + 0.1))  # earlier than the next check: wakes the loop
-    await asyncio.wait_for(sleeper, timeout=0.5)
+class Naps:
+    """`Deadlines.nap` on a hand-made clock: records each wait asked for, and ends it when woken
+    (or at once, with `instant`, as if every wait had timed out)."""
+
+    def __init__(self, instant: bool = False) -> None:
+        self.asked: list[float] = []
+        self.instant = instant
+
+    async def __call__(self, wake: asyncio.Event, seconds: float) -> None:
+        self.asked.append(seconds)
+        if self.instant or seconds == 0:
+            await asyncio.sleep(0)
+            return
+        await wake.wait()
+
+
+def owned_with(naps: Naps, *partitions: int) -> Deadlines:
+    deadlines = owned(*partitions)
+    deadlines.nap = naps
+    return deadlines
+
+
+async def test_sleep_is_capped_and_wakes_for_an_earlier_deadline() -> None:
+    naps = Naps()
+    d = owned_with(naps, 0)
+    d.arm(0, "t:a", at(1_060.0))
+    sleeper = asyncio.create_task(d.sleep(1_000.0))
+    await _until(lambda: naps.asked == [MAX_SLEEP_SECONDS])  # a minute away: capped
+    d.arm(0, "t:b", at(1_000.1))  # earlier than the next check: wakes the loop
+    await _until(sleeper.done)
+    d._wake.clear()
+    d.arm(0, "t:c", at(1_002.0))  # later than the next check (1_001.0): no wake-up needed
+    assert not d._wake.is_set()
 
 
 async def test_sleep_is_capped_and_wake_ends_it() -> None:
-    d = owned(0)
-    started = time.monotonic()
-    await d.sleep(time.time())  # nothing armed: one MAX_SLEEP_SECONDS nap
-    assert MAX_SLEEP_SECONDS - 0.05 <= time.monotonic() - started < MAX_SLEEP_SECONDS + 0.5
-    sleeper = asyncio.create_task(d.sleep(time.time()))
-    await asyncio.sleep(0.01)
+    naps = Naps()
+    d = owned_with(naps, 0)
+    sleeper = asyncio.create_task(d.sleep(1_000.0))  # nothing armed: one MAX_SLEEP_SECONDS nap
+    await _until(lambda: naps.asked == [MAX_SLEEP_SECONDS])
+    assert not sleeper.done()
     d.wake()
-    await asyncio.wait_for(sleeper, timeout=0.2)
+    await _until(sleeper.done)
+
+
+async def test_the_nap_ends_on_its_timeout_or_on_a_wake() -> None:
+    wake = asyncio.Event()
+    await nap(wake, 0.001)  # returns (no TimeoutError) when the time is up
+    wake.set()
+    await asyncio.wait_for(nap(wake, 3_600.0), timeout=5.0)  # and at once when woken
 
 
 class FakeClock:
@@ -187,15 +219,16 @@ class FakeClock:
 class Ticks:
     """A fake stream: decides a tick (a barrier on nothing), sends it; fails on demand."""
 
-    def __init__(self, deadlines: Deadlines) -> None:
+    def __init__(self, deadlines: Deadlines, clock: FakeClock | None = None) -> None:
         self.deadlines = deadlines
+        self.monotonic = clock or FakeClock(0.0)
         self.sent: list[tuple[int, float]] = []
         self.failures = 0
         self.inputs_read = True
 
     async def decide_ticks(self, partitions: list[int], now: float) -> None:
         for partition in partitions:
-            barrier = Barrier(at(now), {}, ("rekeyed", partition), 0, time.monotonic())
+            barrier = Barrier(at(now), {}, ("rekeyed", partition), 0, self.monotonic())
             self.deadlines.partitions[partition].hold(barrier)
 
     async def send_ready_ticks(self) -> None:
@@ -210,7 +243,7 @@ class Ticks:
                 self.failures -= 1
                 raise RuntimeError("broker hiccup")
             self.sent.append((partition, barrier.upto.timestamp()))
-            clock.sent(barrier.upto.timestamp(), time.monotonic())
+            clock.sent(barrier.upto.timestamp(), self.monotonic())
 
 
 class Pause:
@@ -225,15 +258,36 @@ class Pause:
         return self.paused
 
 
+class Sleeps:
+    """`asyncio.sleep` for the loop, on a hand-made clock: records each pause, only yields."""
+
+    def __init__(self) -> None:
+        self.asked: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.asked.append(seconds)
+        await asyncio.sleep(0)
+
+
+def a_loop(d: Deadlines, ticks: Ticks, clock: FakeClock, sleeps: Sleeps,
+           paused: Callable[[], bool] = lambda: False) -> asyncio.Task[None]:  # fmt: skip
+    d.nap = Naps(instant=True)
+    monotonic = lambda: clock.now  # noqa: E731  # the loop's monotonic time moves with it
+    return asyncio.create_task(
+        tick_loop(d, ticks, paused=paused, clock=clock, monotonic=monotonic, sleep=sleeps)
+    )
+
+
 async def test_tick_loop_waits_out_a_pause_without_spinning() -> None:
-    clock, d, pause = FakeClock(1_000.0), owned(0, 1), Pause(True)
-    ticks = Ticks(d)
+    clock, d, pause, sleeps = FakeClock(1_000.0), owned(0, 1), Pause(True), Sleeps()
+    ticks = Ticks(d, clock)
     d.arm(1, "t:a", at(999.0))  # already due: `sleep` returns at once
-    loop = asyncio.create_task(tick_loop(d, ticks, paused=pause, clock=clock))
+    loop = a_loop(d, ticks, clock, sleeps, paused=pause)
     try:
-        await asyncio.sleep(0.5)
+        await _until(lambda: pause.asked >= 20)
         assert ticks.sent == []
-        assert pause.asked <= 10, f"asked {pause.asked} times in 0.5 s: a busy loop"
+        # Every time it found the app paused it slept a poll interval before asking again.
+        assert sleeps.asked[: pause.asked - 1] == [PAUSED_POLL_SECONDS] * (pause.asked - 1)
         pause.paused = False
         await _until(lambda: bool(ticks.sent))
         assert ticks.sent == [(1, 1_000.0)]
@@ -242,17 +296,16 @@ async def test_tick_loop_waits_out_a_pause_without_spinning() -> None:
 
 
 async def test_tick_loop_retries_a_failed_send_at_once() -> None:
-    clock, d = FakeClock(1_000.0), owned(0)
-    ticks = Ticks(d)
+    clock, d, sleeps = FakeClock(1_000.0), owned(0), Sleeps()
+    ticks = Ticks(d, clock)
     ticks.failures = 1  # logged; the partition is not left "in flight" for TICK_RETRY_SECONDS
     d.arm(0, "t:a", at(1_000.0))
-    loop = asyncio.create_task(tick_loop(d, ticks, paused=lambda: False, clock=clock))
+    loop = a_loop(d, ticks, clock, sleeps)
     try:
-        started = time.monotonic()
         await _until(lambda: bool(ticks.sent))
-        assert time.monotonic() - started < 1.0
+        assert sleeps.asked == [RETRY_SECONDS]  # one short retry, no TICK_RETRY_SECONDS wait
         assert ticks.sent == [(0, 1_000.0)]  # the decided tick waited and went out
-        await asyncio.sleep(0.2)
+        await _spin(100)
         assert ticks.sent == [(0, 1_000.0)]  # in flight now: not sent again
         clock.now = 1_010.0
         d.partitions[0].came_back(1_000.0)  # the tick came back; the deadline is still armed
@@ -270,39 +323,46 @@ async def _stop(loop: asyncio.Task[None]) -> None:
         await loop
 
 
-async def _until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
+async def _spin(steps: int) -> None:
+    """Let the event loop run `steps` rounds (the loop under test never waits on a real clock)."""
+    for _ in range(steps):
+        await asyncio.sleep(0)
+
+
+async def _until(condition: Callable[[], bool], steps: int = 10_000) -> None:
+    for _ in range(steps):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"condition not met in {steps} rounds of the event loop")
 
 
 # -- decided ticks wait for their inputs -------------------------------------------------------
 
 
 async def test_a_decided_tick_waits_until_its_inputs_are_read() -> None:
-    clock, d = FakeClock(1_000.0), owned(0, 1)
-    ticks = Ticks(d)
+    clock, d, sleeps = FakeClock(1_000.0), owned(0, 1), Sleeps()
+    ticks = Ticks(d, clock)
     ticks.inputs_read = False
     d.arm(0, "t:a", at(1_000.0))
-    loop = asyncio.create_task(tick_loop(d, ticks, paused=lambda: False, clock=clock))
+    loop = a_loop(d, ticks, clock, sleeps)
     try:
         await _until(lambda: d.held() == [0])
         clock.now = 1_005.0
-        await asyncio.sleep(0.1)
+        await _spin(100)
         assert ticks.sent == []
         barrier = d.partitions[0].barrier
         assert barrier is not None
         assert barrier.upto.timestamp() == 1_000.0
-        assert d.due_partitions(1_005.0, time.monotonic()) == []  # decided once, not again
-        assert d.oldest_hold(time.monotonic() + 1) >= 1
+        assert d.due_partitions(1_005.0, clock.now) == []  # decided once, not again
+        assert d.oldest_hold(clock.now) == 5.0
         ticks.inputs_read = True
         await _until(lambda: bool(ticks.sent))
         assert ticks.sent[0] == (0, 1_000.0)  # the instant it was decided at, not when sent
         # Its deadline stays armed until the tick comes back, and is the tick's: no other.
-        await asyncio.sleep(0.1)
+        await _spin(100)
         assert ticks.sent == [(0, 1_000.0)]
         assert d.held() == []
-        assert d.oldest_hold(time.monotonic()) == 0.0
+        assert d.oldest_hold(clock.now) == 0.0
     finally:
         await _stop(loop)

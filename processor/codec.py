@@ -18,12 +18,13 @@ import operator
 import types
 import typing
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, Final, get_args, get_origin
+from typing import Any, Final, NamedTuple, get_args, get_origin
 
 import orjson
 
+from processor.instants import MICROSECOND, from_micros, micros
 from processor.sla.engine import State
 from processor.sla.maintenance import Maintenance
 from processor.sla.ticket import Ticket
@@ -32,16 +33,10 @@ from schemas.cloudevents import Severity, Tier
 VERSION: Final = 3
 LEGACY: Final = frozenset({1, 2})  # may lag their partition's fired watermark
 _HEAD: Final = 4  # kind, version, policy, next_due
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_US: Final = timedelta(microseconds=1)
 
 
 class CorruptState(ValueError):
     """A stored value that this version cannot decode."""
-
-
-def _micros(moment: datetime) -> int:
-    return (moment - _EPOCH) // _US
 
 
 Converter = Callable[[Any], Any] | None  # None: the value is stored as it is
@@ -56,9 +51,9 @@ def _converters(hint: Any) -> tuple[Converter, Converter]:
             return enc, dec
         return (lambda v: None if v is None else enc(v)), (lambda v: None if v is None else dec(v))
     if hint is datetime:
-        return _micros, lambda v: _EPOCH + v * _US
+        return micros, from_micros
     if hint is timedelta:
-        return (lambda v: v // _US), (lambda v: v * _US)
+        return (lambda v: v // MICROSECOND), (lambda v: v * MICROSECOND)
     if isinstance(hint, type) and issubclass(hint, Enum):
         # A lookup in the value map: calling the enum class costs ten times as much.
         return operator.attrgetter("value"), hint._value2member_map_.__getitem__
@@ -125,7 +120,7 @@ def encode_state(state: State, next_due: datetime | None, policy: str) -> bytes:
     """`state` with its next deadline, as computed under the policy fingerprinted `policy`."""
     kind = _KIND_OF[type(state)]
     values = _LAYOUTS[kind].encode(state)
-    due = None if next_due is None else _micros(next_due)
+    due = None if next_due is None else micros(next_due)
     # orjson 3.13's result keeps its 4 KiB working buffer; tables hold values for long, so
     # store a right-sized copy (measured: 4,098 -> 177 bytes retained per ticket state).
     return bytes(memoryview(orjson.dumps([kind, VERSION, policy, due, *values])))
@@ -152,7 +147,13 @@ def decode_stored(raw: bytes) -> tuple[State, int]:
     return state, version
 
 
-Peek = tuple[str, int | None, tuple[str, str] | None]
+class Peek(NamedTuple):
+    """What a stored value tells without decoding the state."""
+
+    policy: str  # the fingerprint of the policy it was stored under
+    due_us: int | None  # its next deadline, epoch microseconds
+    open_label: tuple[str, str] | None  # (severity, tier) of an open ticket, else None
+
 
 _TICKET_FIELDS: Final = _LAYOUTS["t"].names
 _PHASE, _SEVERITY, _TIER = (
@@ -182,4 +183,4 @@ def peek(raw: bytes) -> Peek | None:
         return None
     if not isinstance(policy, str) or not (due is None or type(due) is int):
         return None
-    return policy, due, label
+    return Peek(policy, due, label)

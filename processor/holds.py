@@ -19,11 +19,12 @@ from typing import Any
 
 from processor.end_offsets import EndOffsets
 from processor.faust_fixes.internals import restart_fetcher
+from processor.instants import epoch, instant
 from processor.metrics import Metrics
 from processor.positions import ReadPositions
 from processor.sending import Sender
 from processor.sla.firing import Barrier
-from processor.timers import Deadlines, PartitionClock, epoch, instant
+from processor.timers import Deadlines, PartitionClock
 from processor.topology import Topology
 
 log = logging.getLogger(__name__)

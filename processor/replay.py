@@ -14,7 +14,7 @@ from processor.sla.policy import Policy
 from processor.sla.ticket import Ticket
 from schemas.cloudevents import InputEvent, InvalidEvent, parse_event
 
-Key = tuple[str, str]
+Key = tuple[engine.Domain, str]
 
 
 @dataclass(slots=True)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
 
+from processor.instants import from_micros, micros
 from processor.metrics import Metrics
 from processor.sla.outputs import (
     Breach,
@@ -25,12 +26,10 @@ from processor.sla.outputs import (
     UpdateDue,
     cloudevent,
 )
-from processor.timers import instant
 from processor.topology import Topology
 
 log = logging.getLogger(__name__)
 
-_US = timedelta(microseconds=1)
 _ORIGIN = ("sla-origin-topic", "sla-origin-partition", "sla-origin-offset")
 _CLOUDEVENTS = [("content-type", b"application/cloudevents+json")]
 
@@ -173,13 +172,13 @@ class Sender:
 
 
 def encode_tick(upto: datetime, token: str) -> bytes:
-    return f"{(upto - instant(0)) // _US} {token}".encode()
+    return f"{micros(upto)} {token}".encode()
 
 
 def parse_tick(raw: bytes) -> tuple[datetime, str] | None:
     """(instant, ownership token) of a tick record; None for anything else."""
     try:
-        micros, token = raw.decode().split(" ")
-        return instant(0) + int(micros) * _US, token
+        value, token = raw.decode().split(" ")
+        return from_micros(int(value)), token
     except (UnicodeDecodeError, ValueError, OverflowError):
         return None

@@ -7,36 +7,39 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from faust.types import TableT
 
 from processor import codec
 from processor.faust_fixes.internals import rocksdb_items
+from processor.instants import epoch, from_micros, micros_to_epoch
 from processor.partitioning import partition_of
 from processor.sla import engine
+from processor.sla.engine import Domain
 from processor.sla.policy import Policy
 from processor.sla.ticket import Phase, Ticket
-from processor.timers import epoch, instant
 from processor.topology import Topology
 
 log = logging.getLogger(__name__)
 
-_US = timedelta(microseconds=1)
-DOMAINS = ("ticket", "maintenance")
 
 OpenLabel = tuple[str, str]  # (severity, tier) of an open ticket
 
 
-def state_key(domain: str, subject: str) -> str:
-    """A subject's key in the deadline index: its domain's initial, then the subject."""
-    return f"{domain[0]}:{subject}"
+_PREFIX = {Domain.TICKET: "t:", Domain.MAINTENANCE: "m:"}
+_DOMAIN_OF = {prefix: domain for domain, prefix in _PREFIX.items()}
 
 
-def split_key(key: str) -> tuple[str, str]:
+def state_key(domain: Domain, subject: str) -> str:
+    """A subject's key in the deadline index: its domain's prefix, then the subject."""
+    return _PREFIX[domain] + subject
+
+
+def split_key(key: str) -> tuple[Domain, str]:
     """(domain, subject) of a deadline index key."""
-    return ("maintenance" if key.startswith("m:") else "ticket"), key[2:]
+    return _DOMAIN_OF[key[:2]], key[2:]
 
 
 def open_label(state: object) -> OpenLabel | None:
@@ -64,10 +67,10 @@ class States:
         self.policy = policy
         self.open_tickets: dict[int, Counter[OpenLabel]] = {}
 
-    def table(self, domain: str) -> TableT[bytes, bytes]:
-        return self.topology.maintenances if domain == "maintenance" else self.topology.tickets
+    def table(self, domain: Domain) -> TableT[bytes, bytes]:
+        return self.topology.maintenances if domain is Domain.MAINTENANCE else self.topology.tickets
 
-    def load(self, domain: str, subject: str, legacy_mark: datetime | None) -> Any:
+    def load(self, domain: Domain, subject: str, legacy_mark: datetime | None) -> Any:
         """The subject's state, or None (never stored, forgotten, or corrupt: logged).
 
         A value of an earlier release (`codec.LEGACY`) is advanced through its partition's
@@ -87,7 +90,7 @@ class States:
 
     def store(
         self,
-        domain: str,
+        domain: Domain,
         subject: str,
         state: engine.State | None,
         due: datetime | None,
@@ -103,13 +106,13 @@ class States:
             table[subject.encode()] = codec.encode_state(state, due, self.policy.fingerprint)
         self._count_open(partition, before, state)
 
-    def forget(self, domain: str, subject: str) -> None:
+    def forget(self, domain: Domain, subject: str) -> None:
         self.table(domain).pop(subject.encode(), None)
 
     def legacy_mark(self, partition: int) -> datetime | None:
         """The fired watermark an earlier release stored for `partition` (codec.LEGACY)."""
         raw = self.topology.watermarks.get(str(partition).encode())
-        return None if raw is None else instant(0) + int(raw) * _US
+        return None if raw is None else from_micros(int(raw))
 
     def index(self, partitions: set[int], now: datetime) -> Indexed:
         """The next deadline and open-ticket label of every state stored for `partitions`.
@@ -123,13 +126,13 @@ class States:
             marks={p: self.legacy_mark(p) for p in partitions},
         )
         policy = self.policy.fingerprint
-        for domain in DOMAINS:
+        for domain in Domain:
             for partition, key, raw in self._stored(domain, partitions):
                 subject = key.decode(errors="replace")
                 head = codec.peek(raw)
-                if head is not None and head[0] == policy:
-                    _, due_us, label = head
-                    due = None if due_us is None else due_us / 1e6
+                if head is not None and head.policy == policy:
+                    label = head.open_label
+                    due = None if head.due_us is None else micros_to_epoch(head.due_us)
                 else:
                     found.decoded += 1
                     decoded = self._decoded(subject, raw, found.marks[partition], now)
@@ -160,7 +163,7 @@ class States:
             return None
         return (None if due is None else epoch(due)), open_label(state)
 
-    def _stored(self, domain: str, partitions: set[int]) -> Iterator[tuple[int, bytes, bytes]]:
+    def _stored(self, domain: Domain, partitions: set[int]) -> Iterator[tuple[int, bytes, bytes]]:
         """(partition, key, value) of the states stored for `partitions`.
 
         The RocksDB store keeps one database per partition: read just those (a scan of the

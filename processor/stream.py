@@ -21,6 +21,7 @@ from faust.types import EventT
 
 from processor.end_offsets import EndOffsets
 from processor.holds import Holds
+from processor.instants import epoch, instant
 from processor.metrics import Metrics
 from processor.partitioning import partition_of
 from processor.positions import ReadPositions
@@ -31,7 +32,7 @@ from processor.sla.deadlines import DeadlineIndex
 from processor.sla.exceptions import Rejected
 from processor.sla.policy import Policy
 from processor.state import States, split_key, state_key
-from processor.timers import Deadlines, PartitionClock, epoch, instant
+from processor.timers import Deadlines, PartitionClock
 from processor.topology import Topology, credentials
 from schemas.cloudevents import (
     MAINTENANCE_TYPES,
@@ -289,7 +290,7 @@ class _Fired:
     """One key fired by a tick: what to store once its outputs are acknowledged."""
 
     key: str
-    domain: str
+    domain: engine.Domain
     subject: str
     before: engine.State
     state: engine.State | None  # advanced; None: forget the subject

@@ -18,9 +18,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
+from processor.instants import epoch
 from processor.sla.deadlines import DeadlineIndex
 from processor.sla.firing import Barrier
 
@@ -49,14 +50,6 @@ async def nap(wake: asyncio.Event, seconds: float) -> None:
     """Wait until `wake` is set, or `seconds` pass."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(wake.wait(), timeout=seconds)
-
-
-def epoch(moment: datetime) -> float:
-    return moment.timestamp()
-
-
-def instant(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
 
 
 @dataclass(slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import TypeAlias
 
 from processor.sla import maintenance, ticket
@@ -13,6 +14,13 @@ from schemas.cloudevents import InputEvent, MaintenanceEvent
 
 State: TypeAlias = Ticket | Maintenance
 AnyDecision: TypeAlias = Decision | MaintenanceDecision
+
+
+class Domain(StrEnum):
+    """Tickets and maintenances are separate key spaces: the same subject may name one of each."""
+
+    TICKET = "ticket"
+    MAINTENANCE = "maintenance"
 
 
 def decide(state: State | None, event: InputEvent, policy: Policy) -> AnyDecision:
@@ -37,9 +45,8 @@ def next_deadline(state: State, policy: Policy) -> datetime | None:
     return ticket.next_deadline(state, policy)
 
 
-def domain_of(event: InputEvent) -> str:
-    """Tickets and maintenances are separate key spaces: the same subject may name one of each."""
-    return "maintenance" if isinstance(event, MaintenanceEvent) else "ticket"
+def domain_of(event: InputEvent) -> Domain:
+    return Domain.MAINTENANCE if isinstance(event, MaintenanceEvent) else Domain.TICKET
 
 
-__all__ = ["AnyDecision", "State", "advance", "decide", "domain_of", "next_deadline"]
+__all__ = ["AnyDecision", "Domain", "State", "advance", "decide", "domain_of", "next_deadline"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from processor.sla.classification import classify
 from processor.sla.exceptions import Rejected
@@ -115,7 +115,15 @@ def next_deadline(ticket: Ticket, policy: Policy) -> datetime | None:
 
 # The kinds of deadline, in the order they fire when due at the same instant.
 _STEP, _BREACH, _UPDATE = 0, 1, 2
-Pending = tuple[datetime, int, Step | None]
+
+
+class Pending(NamedTuple):
+    """A ticket's next clock deadline: when, which kind (`_STEP`, `_BREACH`, `_UPDATE`), and for
+    an escalation its step."""
+
+    due: datetime
+    kind: int
+    step: Step | None
 
 
 def _earliest(ticket: Ticket, policy: Policy) -> Pending | None:
@@ -123,13 +131,13 @@ def _earliest(ticket: Ticket, policy: Policy) -> Pending | None:
     if ticket.phase is not Phase.OPEN:
         return None
     step = next_step(ticket, policy)
-    best: Pending | None = (step[1], _STEP, step[0]) if step else None
+    best: Pending | None = Pending(step[1], _STEP, step[0]) if step else None
     due = ticket.response_due
-    if due is not None and (best is None or due < best[0]):
-        best = (due, _BREACH, None)
+    if due is not None and (best is None or due < best.due):
+        best = Pending(due, _BREACH, None)
     due = update_due(ticket, policy)
-    if due is not None and (best is None or due < best[0]):
-        best = (due, _UPDATE, None)
+    if due is not None and (best is None or due < best.due):
+        best = Pending(due, _UPDATE, None)
     return best
 
 
@@ -174,7 +182,7 @@ def _sweep(
     """Fire what is due up to `until`; also return the first deadline left pending."""
     outputs: list[Output] = []
     limit = until if inclusive else until - timedelta(microseconds=1)
-    while (pending := _earliest(ticket, policy)) is not None and pending[0] <= limit:
+    while (pending := _earliest(ticket, policy)) is not None and pending.due <= limit:
         ticket, output = _fire(ticket, policy, pending, floor)
         outputs.append(output)
     return ticket, outputs, pending
@@ -184,7 +192,7 @@ def _next(ticket: Ticket, pending: Pending | None, policy: Policy) -> datetime |
     expiry = expires_at(ticket, policy)
     if pending is None:
         return expiry
-    return pending[0] if expiry is None else min(pending[0], expiry)
+    return pending.due if expiry is None else min(pending.due, expiry)
 
 
 def advance(ticket: Ticket, now: datetime, policy: Policy) -> Decision:

@@ -13,11 +13,11 @@ import orjson
 import pytest
 
 from processor import codec
+from processor.instants import epoch
 from processor.sla import engine
 from processor.sla.maintenance import Maintenance
 from processor.sla.policy import load_policy
 from processor.sla.ticket import Phase, Ticket
-from processor.timers import epoch
 from schemas.cloudevents import parse_event
 
 POLICY = load_policy()  # the seed's: business hours are not involved, values are

@@ -18,13 +18,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from processor import codec, topology
+from processor.instants import epoch
 from processor.metrics import Metrics
 from processor.partitioning import partition_of
 from processor.settings import Settings
 from processor.sla import engine
 from processor.sla.maintenance import Maintenance
 from processor.stream import SlaStream
-from processor.timers import epoch
 from tests.shell import test_codec
 from tests.shell.test_stream_ticks import BREACH, OPENED, POLICY, a_stream, opened, stored
 

@@ -20,6 +20,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from processor import codec, holds, stream
+from processor.instants import epoch
 from processor.metrics import Metrics
 from processor.sending import Origin, encode_tick
 from processor.settings import Settings
@@ -28,7 +29,6 @@ from processor.sla.firing import Fetched, caught_up
 from processor.sla.outputs import OutputTopic
 from processor.sla.policy import load_policy
 from processor.stream import SlaStream
-from processor.timers import epoch
 from schemas.cloudevents import parse_event
 
 POLICY = load_policy(Path(stream.__file__).parent / "sla" / "demo_policy.toml")

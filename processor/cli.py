@@ -11,12 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-import orjson
-
 from processor.replay import read_events, replay
 from processor.report import render
-from processor.sla.outputs import cloudevent
 from processor.sla.policy import PolicyError, load_policy
+from schemas.outputs import encode
 
 _PROGRESS_EVERY = 100_000
 
@@ -76,7 +74,7 @@ def _replay(args: argparse.Namespace) -> int:
         return 0
     for output in result.outputs:
         # In replay the clock is simulated: an output is emitted at the instant it falls due.
-        out.write(orjson.dumps(cloudevent(output, output.time)) + b"\n")
+        out.write(encode(output, output.time) + b"\n")
     return 0
 
 

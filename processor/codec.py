@@ -28,7 +28,7 @@ from processor.instants import MICROSECOND, from_micros, micros
 from processor.sla.engine import State
 from processor.sla.maintenance import Maintenance
 from processor.sla.ticket import Ticket
-from schemas.cloudevents import Severity, Tier
+from processor.sla.vocabulary import Severity, Tier
 
 VERSION: Final = 3
 LEGACY: Final = frozenset({1, 2})  # may lag their partition's fired watermark

@@ -7,9 +7,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from processor.sla.outputs import Escalation, Output, iso_duration
+from processor.sla.outputs import Escalation, Output
 from processor.sla.ticket import Ticket
-from schemas.cloudevents import Severity, Tier
+from processor.sla.vocabulary import Severity, Tier
+from schemas.outputs import iso_duration
 
 
 @dataclass(slots=True)

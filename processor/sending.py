@@ -14,24 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from processor.instants import from_micros, micros
 from processor.metrics import Metrics
-from processor.sla.outputs import (
-    Breach,
-    Escalation,
-    MaintenanceNotice,
-    Output,
-    UpdateDue,
-    cloudevent,
-)
+from processor.sla.outputs import Breach, Escalation, MaintenanceNotice, Output, UpdateDue
 from processor.topology import Topology
+from schemas.outputs import HEADERS, encode
 
 log = logging.getLogger(__name__)
 
 _ORIGIN = ("sla-origin-topic", "sla-origin-partition", "sla-origin-offset")
-_CLOUDEVENTS = [("content-type", b"application/cloudevents+json")]
 
 Ack = Awaitable[Any]
 
@@ -83,9 +74,9 @@ class Sender:
         acks = []
         now = self.clock()
         for output in outputs:
-            value = orjson.dumps(cloudevent(output, now))
+            value = encode(output, now)
             topic = self.topology.outputs[output.TOPIC].get_topic_name()
-            acks.append(await self._send(topic, output.subject.encode(), value, _CLOUDEVENTS,
+            acks.append(await self._send(topic, output.subject.encode(), value, list(HEADERS),
                                          partition))  # fmt: skip
             self._count(output, now, timer)
         return acks

@@ -12,10 +12,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from processor import codec
 from processor.sla import engine, ticket
 from processor.sla.maintenance import Maintenance, next_reminder
-from processor.sla.outputs import iso_duration, rfc3339
 from processor.sla.policy import Policy
 from processor.sla.ticket import Ticket
 from processor.topology import Topology
+from schemas.outputs import iso_duration, rfc3339
 
 
 def _instant(moment: datetime | None) -> str | None:

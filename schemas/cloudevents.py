@@ -7,10 +7,8 @@ Errors:
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Final, Literal
 
-import orjson
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -21,6 +19,11 @@ from pydantic import (
     model_validator,
 )
 from pydantic import ValidationError as _ValidationError
+
+# The core's vocabulary, re-exported for the models' users.
+from processor.sla.vocabulary import Impact as Impact
+from processor.sla.vocabulary import Severity as Severity
+from processor.sla.vocabulary import Tier as Tier
 
 MAX_EVENT_BYTES: Final = 64 * 1024
 REASONS: Final = frozenset(
@@ -41,26 +44,6 @@ class InvalidEvent(ValueError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
-
-
-class Severity(StrEnum):
-    URGENT = "urgent"
-    HIGH = "high"
-    NORMAL = "normal"
-    LOW = "low"
-
-
-class Tier(StrEnum):
-    PREMIUM = "premium"
-    SELECT = "select"
-    BASIC = "basic"
-
-
-class Impact(StrEnum):
-    SERVICE_DOWN = "service_down"
-    PARTIAL = "partial"
-    MINOR = "minor"
-    NONE = "none"
 
 
 # Deadlines and retention are added to event times: far-off years would overflow datetime.
@@ -239,8 +222,3 @@ def _classify(exc: _ValidationError) -> InvalidEvent:
         return InvalidEvent("unknown_type", "missing or unknown event type")
     reason = "invalid_data" if len(loc) > 1 and loc[1] == "data" else "invalid_envelope"
     return InvalidEvent(reason, f"{where}: {first['msg']}")
-
-
-def encode(attributes: dict[str, Any]) -> bytes:
-    """Serialise an output CloudEvent; key order is the caller's, so output bytes are stable."""
-    return orjson.dumps(attributes)

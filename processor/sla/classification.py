@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from processor.sla.policy import Classification, normalise_name
-from schemas.cloudevents import Impact, OpenedData, Severity
+from processor.sla.vocabulary import Impact, Severity
+from schemas.cloudevents import OpenedData
 
 
 def classify(data: OpenedData, rules: Classification) -> Severity | None:

@@ -1,4 +1,4 @@
-"""The engine's output events as values, with deterministic ids and their contract `data`."""
+"""The engine's output events as values, with deterministic ids (their wire form: `schemas.outputs`)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from hashlib import sha1
-from typing import Any, ClassVar, Final, Protocol
+from typing import ClassVar, Final, Protocol
 
 from processor.sla.policy import Assignment
-from schemas.cloudevents import Severity, Tier
+from processor.sla.vocabulary import Severity, Tier
 
 # Ids are uuid5 over the logical identity of an output, so retries, restarts and replays agree.
 _NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "urn:sla-processor:outputs")
@@ -27,26 +27,10 @@ def deterministic_id(*parts: object) -> str:
     return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{variant}{x[17:20]}-{x[20:32]}"
 
 
-def rfc3339(moment: datetime) -> str:
+def _text(moment: datetime) -> str:
+    """An instant as the ids have always named it (RFC 3339, `Z`); the wire's own formatting is
+    `schemas.outputs.rfc3339`, which must agree."""
     return moment.isoformat().replace("+00:00", "Z")
-
-
-def iso_duration(span: timedelta) -> str:
-    """ISO 8601 duration; days are 24 h, a negative span gets a leading minus (a common extension)."""
-    sign, span = ("-", -span) if span < timedelta(0) else ("", span)
-    hours, rest = divmod(span.seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    second_text = (
-        f"{seconds}.{span.microseconds:06d}".rstrip("0").rstrip(".")
-        if span.microseconds
-        else str(seconds)
-    )
-    clock = "".join(f"{v}{u}" for v, u in ((hours, "H"), (minutes, "M")) if v)
-    clock += f"{second_text}S" if seconds or span.microseconds else ""
-    days = f"{span.days}D" if span.days else ""
-    if not (days or clock):
-        return "PT0S"
-    return f"{sign}P{days}{'T' + clock if clock else ''}"
 
 
 class OutputTopic(StrEnum):
@@ -69,7 +53,6 @@ class Output(Protocol):
     def time(self) -> datetime: ...
     @property
     def id(self) -> str: ...
-    def data(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,18 +78,6 @@ class Escalation:
     def id(self) -> str:
         return deterministic_id(self.type, self.ticket_id, self.cycle, self.severity, self.step)
 
-    def data(self) -> dict[str, Any]:
-        return {
-            "ticket_id": self.ticket_id,
-            "customer_id": self.customer_id,
-            "severity": self.severity.value,
-            "support_tier": self.tier.value,
-            "cycle": self.cycle,
-            "step": self.step,
-            "after": iso_duration(self.after),
-            "actions": [{"role": a.role.value, "action": a.action.value} for a in self.actions],
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class UpdateDue:
@@ -127,17 +98,7 @@ class UpdateDue:
 
     @property
     def id(self) -> str:
-        return deterministic_id(self.type, self.ticket_id, self.ticket_cycle, rfc3339(self.time))
-
-    def data(self) -> dict[str, Any]:
-        return {
-            "ticket_id": self.ticket_id,
-            "customer_id": self.customer_id,
-            "severity": self.severity.value,
-            "cycle": self.cycle,
-            "due_at": rfc3339(self.time),
-            "frequency": iso_duration(self.frequency),
-        }
+        return deterministic_id(self.type, self.ticket_id, self.ticket_cycle, _text(self.time))
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,16 +120,6 @@ class Breach:
     @property
     def id(self) -> str:
         return deterministic_id(self.type, self.ticket_id, self.target)
-
-    def data(self) -> dict[str, Any]:
-        return {
-            "ticket_id": self.ticket_id,
-            "customer_id": self.customer_id,
-            "severity": self.severity.value,
-            "support_tier": self.tier.value,
-            "target": self.target,
-            "due_at": rfc3339(self.time),
-        }
 
 
 class NoticeType(StrEnum):
@@ -209,40 +160,3 @@ class MaintenanceNotice:
     @property
     def id(self) -> str:
         return deterministic_id(self.type, self.maintenance_id, self.revision, self.offset)
-
-    def data(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "maintenance_id": self.maintenance_id,
-            "kind": self.kind,
-            "revision": self.revision,
-            "window_start": rfc3339(self.window_start),
-            "window_end": rfc3339(self.window_end),
-            "lead_time": iso_duration(self.lead_time),
-            "summary": self.summary,
-            "services": list(self.services),
-            "customers": list(self.customers),
-        }
-        if self.minimum_notice is not None:
-            data["minimum_notice"] = iso_duration(self.minimum_notice)
-        if self.offset is not None:
-            data["reminder_offset"] = iso_duration(self.offset)
-        return data
-
-
-SOURCE: Final = "sla-processor"
-
-
-def cloudevent(output: Output, emitted_at: datetime) -> dict[str, Any]:
-    """The output as CloudEvent attributes, in a fixed key order so encodings are byte-stable."""
-    data = output.data()
-    data["emitted_at"] = rfc3339(emitted_at)
-    return {
-        "specversion": "1.0",
-        "id": output.id,
-        "source": SOURCE,
-        "type": output.type,
-        "time": rfc3339(output.time),
-        "subject": output.subject,
-        "datacontenttype": "application/json",
-        "data": data,
-    }

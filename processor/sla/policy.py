@@ -26,7 +26,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from processor.sla.business_hours import ALWAYS_ON, BusinessCalendar, WorkingClock, parse_weekly
 from processor.sla.exceptions import SlaError
-from schemas.cloudevents import Severity, Tier
+from processor.sla.vocabulary import Severity, Tier
 
 
 class PolicyError(SlaError, ValueError):

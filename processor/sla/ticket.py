@@ -17,17 +17,16 @@ from processor.sla.ids import digest, remember
 from processor.sla.outputs import Breach, Escalation, Output, UpdateDue
 from processor.sla.policy import Policy, Step
 from processor.sla.values import evolve
+from processor.sla.vocabulary import Severity, Tier
 from schemas.cloudevents import (
     Closed,
     Reopened,
     Resolved,
     Responded,
-    Severity,
     SeverityChanged,
     StatusChanged,
     TicketEvent,
     TicketOpened,
-    Tier,
     Updated,
 )
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from processor.sla.outputs import rfc3339
+from schemas.outputs import rfc3339
 
 from .worker_harness import Worker, at, comparable, consume, event, produce, replayed
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import orjson
 
 from processor.replay import read_events, replay
-from processor.sla.outputs import cloudevent
 from processor.sla.policy import load_policy
+from schemas.outputs import cloudevent
 
 from .worker_harness import SECONDS_POLICY, Worker, comparable, consume, event, produce
 

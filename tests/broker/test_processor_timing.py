@@ -24,8 +24,8 @@ import orjson
 import pytest
 
 from processor.replay import read_events, replay
-from processor.sla.outputs import cloudevent
 from processor.sla.policy import load_policy
+from schemas.outputs import cloudevent
 from tests.histories import histories
 
 from .helpers import REPO_ROOT

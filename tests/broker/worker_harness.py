@@ -26,9 +26,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from processor.replay import read_events, replay
 from processor.settings import Settings
-from processor.sla.outputs import cloudevent
 from processor.sla.policy import load_policy
 from processor.topics import create_topics
+from schemas.outputs import cloudevent
 
 from .helpers import REPO_ROOT
 

@@ -12,6 +12,7 @@ from processor.sla import engine
 from processor.sla.outputs import Output
 from processor.sla.policy import Policy, load_policy
 from schemas.cloudevents import InputEvent, parse_event
+from schemas.outputs import data as output_data
 
 SEC: Final = timedelta(seconds=1)
 MIN: Final = timedelta(minutes=1)
@@ -149,25 +150,26 @@ def of_type(outputs: Iterable[Output], type_: str) -> list[Output]:
 def escalation_keys(outputs: Iterable[Output]) -> list[tuple[str, int, datetime]]:
     """(severity, step, time) of each escalation, in order."""
     return [
-        (o.data()["severity"], o.data()["step"], o.time) for o in of_type(outputs, "sla.escalation")
+        (output_data(o)["severity"], output_data(o)["step"], o.time)
+        for o in of_type(outputs, "sla.escalation")
     ]
 
 
 def update_keys(outputs: Iterable[Output]) -> list[tuple[int, datetime]]:
     """(cycle, due_at) of each sla.update_due, in order."""
     return [
-        (o.data()["cycle"], parse_time(o.data()["due_at"]))
+        (output_data(o)["cycle"], parse_time(output_data(o)["due_at"]))
         for o in of_type(outputs, "sla.update_due")
     ]
 
 
 def breach_times(outputs: Iterable[Output]) -> list[datetime]:
-    return [parse_time(o.data()["due_at"]) for o in of_type(outputs, "sla.breach")]
+    return [parse_time(output_data(o)["due_at"]) for o in of_type(outputs, "sla.breach")]
 
 
 def assert_data_includes(output: Output, expected: Mapping[str, Any]) -> None:
     """The contract lists the fields `data` carries at least; each must have the expected value."""
-    data = output.data()
+    data = output_data(output)
     json.dumps(data)  # JSON-ready
     missing = set(expected) - set(data)
     assert not missing, f"{output.type} data lacks {sorted(missing)}"

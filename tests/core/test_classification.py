@@ -10,6 +10,7 @@ from processor.sla import engine
 from processor.sla.classification import classify
 from processor.sla.exceptions import Rejected
 from schemas.cloudevents import OpenedData, Severity, TicketOpened
+from schemas.outputs import data as output_data
 
 from .factories import DAY, DEFAULT_POLICY, MIN, T0, H, Subject, make_event, of_type, parse_time
 
@@ -110,13 +111,13 @@ def test_classified_severity_drives_the_engine(
         T0,
         {"customer_id": "C", "support_tier": "premium", **_fields(impact, problem, workaround)},
     )
-    assert [(o.data()["severity"], o.data()["step"]) for o in decision.outputs] == (
+    assert [(output_data(o)["severity"], output_data(o)["step"]) for o in decision.outputs] == (
         FIRST_STEP[expected]
     )
     ticket.advance(T0 + DAY)
     (breach,) = of_type(ticket.outputs, "sla.breach")
-    assert breach.data()["severity"] == expected
-    assert parse_time(breach.data()["due_at"]) == T0 + PREMIUM_TARGET[expected]
+    assert output_data(breach)["severity"] == expected
+    assert parse_time(output_data(breach)["due_at"]) == T0 + PREMIUM_TARGET[expected]
 
 
 @pytest.mark.parametrize(
@@ -163,5 +164,5 @@ def test_a_given_severity_is_not_reclassified(
     ticket.open(T0, given, "premium", **_fields(impact, problem, workaround))
     ticket.advance(T0 + DAY)
     (breach,) = of_type(ticket.outputs, "sla.breach")
-    assert breach.data()["severity"] == given
-    assert parse_time(breach.data()["due_at"]) == T0 + PREMIUM_TARGET[given]
+    assert output_data(breach)["severity"] == given
+    assert parse_time(output_data(breach)["due_at"]) == T0 + PREMIUM_TARGET[given]

@@ -6,6 +6,8 @@ from datetime import timedelta
 
 import pytest
 
+from schemas.outputs import data as output_data
+
 from .factories import (
     DAY,
     MIN,
@@ -165,7 +167,9 @@ def test_escalation_step(
         assert step not in [s for _, s, _ in escalation_keys(ticket.outputs)]
 
     ticket.advance(T0 + after)
-    matching = [o for o in of_type(ticket.outputs, "sla.escalation") if o.data()["step"] == step]
+    matching = [
+        o for o in of_type(ticket.outputs, "sla.escalation") if output_data(o)["step"] == step
+    ]
     assert len(matching) == 1
     (escalation,) = matching
     assert escalation.time == T0 + after
@@ -181,7 +185,7 @@ def test_escalation_step(
             "after": after,
         },
     )
-    assert escalation.data()["actions"] == actions
+    assert output_data(escalation)["actions"] == actions
 
 
 @pytest.mark.parametrize("severity", sorted(LADDER_LENGTH))

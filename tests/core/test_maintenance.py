@@ -9,6 +9,7 @@ import pytest
 
 from processor.sla import engine
 from processor.sla.exceptions import Rejected
+from schemas.outputs import data as output_data
 
 from .factories import (
     DAY,
@@ -118,7 +119,7 @@ def test_reminder_fires_once_24h_before_the_window(lead: timedelta) -> None:
             "window_end": start + LENGTH,
         },
     )
-    assert "lead_time" in reminder.data()
+    assert "lead_time" in output_data(reminder)
 
     maintenance.advance(start + LENGTH + SEC)
     assert len(of_type(maintenance.outputs, REMINDER)) == 1
@@ -216,7 +217,7 @@ def test_cancelled_notifies_and_disarms_the_reminder() -> None:
             "window_end": start + LENGTH,
         },
     )
-    assert "lead_time" in cancelled.data()
+    assert "lead_time" in output_data(cancelled)
     assert maintenance.state is not None  # kept, so that later events can be rejected
     maintenance.advance(start + LENGTH)
     assert of_type(maintenance.outputs, REMINDER) == []

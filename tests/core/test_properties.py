@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from processor.sla import engine
 from processor.sla.exceptions import Rejected
-from processor.sla.outputs import Breach, Escalation, Output, UpdateDue, cloudevent
+from processor.sla.outputs import Breach, Escalation, Output, UpdateDue
 from processor.sla.policy import Policy
 from processor.sla.ticket import Decision, Ticket
 from schemas.cloudevents import (
@@ -37,6 +37,7 @@ from schemas.cloudevents import (
     Updated,
     parse_event,
 )
+from schemas.outputs import cloudevent
 
 from .factories import to_bytes
 from .strategies import (

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from processor.sla import engine
 from processor.sla.exceptions import Rejected
-from processor.sla.outputs import cloudevent
+from schemas.outputs import cloudevent
+from schemas.outputs import data as output_data
 
 from .factories import (
     DAY,
@@ -109,7 +110,7 @@ def test_update_clock_starts_at_response_and_repeats_from_each_due_time() -> Non
         (3, responded + 6 * H),
     ]
     for update in of_type(ticket.outputs, "sla.update_due"):
-        assert update.time == parse_time(update.data()["due_at"])
+        assert update.time == parse_time(output_data(update)["due_at"])
 
 
 def test_update_clock_repeats_for_high_daily() -> None:
@@ -304,7 +305,7 @@ def test_stop_at_the_very_instant_of_a_deadline_cancels_it(
     fired = [
         o
         for o in of_type(ticket.outputs, type_)
-        if number is None or o.data().get("step", o.data().get("cycle")) == number
+        if number is None or output_data(o).get("step", output_data(o).get("cycle")) == number
     ]
     assert fired == []
     assert [o for o in ticket.outputs if o.time >= T0 + resolve_at] == []
@@ -404,7 +405,7 @@ def test_reopened_ladder_actions_are_the_full_step_one() -> None:
             "after": timedelta(0),
         },
     )
-    assert step_one.data()["actions"] == [
+    assert output_data(step_one)["actions"] == [
         {"role": "tier1", "action": "route"},
         {"role": "support_manager", "action": "notify"},
     ]
@@ -417,7 +418,9 @@ def test_resolve_reopen_twice_gives_three_cycles_with_distinct_ids() -> None:
     for n in range(2):
         ticket.send("ticket.resolved", T0 + (10 * n + 1) * H)
         ticket.send("ticket.reopened", T0 + (10 * n + 2) * H)
-    step_ones = [o for o in of_type(ticket.outputs, "sla.escalation") if o.data()["step"] == 1]
+    step_ones = [
+        o for o in of_type(ticket.outputs, "sla.escalation") if output_data(o)["step"] == 1
+    ]
     assert [o.time for o in step_ones] == [T0, T0 + 2 * H, T0 + 12 * H]
     assert len({o.id for o in step_ones}) == 3
 
@@ -691,8 +694,8 @@ def _busy_script(subject: str = "TCK-1") -> Subject:
 def test_output_ids_are_deterministic() -> None:
     first, second = _busy_script(), _busy_script()
     assert [o.id for o in first.outputs] == [o.id for o in second.outputs]
-    assert [(o.type, o.time, o.data()) for o in first.outputs] == [
-        (o.type, o.time, o.data()) for o in second.outputs
+    assert [(o.type, o.time, output_data(o)) for o in first.outputs] == [
+        (o.type, o.time, output_data(o)) for o in second.outputs
     ]
 
 
@@ -732,10 +735,10 @@ def test_output_time_is_the_deadline_not_the_moment_it_fires(late_by: timedelta)
     ticket.send("ticket.updated", responded + 30 * MIN)
     ticket.advance(responded + 30 * MIN + 2 * H + late_by)
     (breach,) = of_type(ticket.outputs, "sla.breach")
-    assert breach.time == parse_time(breach.data()["due_at"]) == T0 + 15 * MIN
+    assert breach.time == parse_time(output_data(breach)["due_at"]) == T0 + 15 * MIN
     update = of_type(ticket.outputs, "sla.update_due")[0]
-    assert update.time == parse_time(update.data()["due_at"]) == responded + 30 * MIN + 2 * H
-    step_two = [o for o in of_type(ticket.outputs, "sla.escalation") if o.data()["step"] == 2]
+    assert update.time == parse_time(output_data(update)["due_at"]) == responded + 30 * MIN + 2 * H
+    step_two = [o for o in of_type(ticket.outputs, "sla.escalation") if output_data(o)["step"] == 2]
     assert [o.time for o in step_two] == [T0 + 2 * H]
 
 

@@ -1,4 +1,4 @@
-"""Catch-up of a backlog: a fresh worker on a week of history (decision 26b's cost).
+"""Catch-up of a backlog: a fresh worker on a week of history (decision 27's cost).
 
     python -m bench.catchup [--quick] [--events 1000000] [--bootstrap HOST:PORT] [--out DIR]
 

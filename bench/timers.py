@@ -75,7 +75,7 @@ TIMERS_PORT = 29092
 TIMERS_DIR = "var/kafka-timers"
 READY = "Worker]: Ready"
 REBUILT = "deadline indexes rebuilt"
-BACKLOG = "backlog processed, deadlines fire"  # logged by releases before decision 26b
+BACKLOG = "backlog processed, deadlines fire"  # logged by releases before decision 27
 
 GOALS = {
     "precision_p99_ms": 100.0,
@@ -227,7 +227,7 @@ class Worker:
 
     async def ready(self, timeout: float) -> dict[str, Any]:
         """Wait for Ready and the index rebuild. (Deadlines then wait for the inputs by the firing
-        rule, decision 26b; releases before it logged BACKLOG once per partition.)"""
+        rule, decision 27; releases before it logged BACKLOG once per partition.)"""
         limit = time.monotonic() + timeout
         while True:
             assert self.proc is not None

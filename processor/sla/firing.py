@@ -1,6 +1,6 @@
 """When a partition's deadlines may fire: only once its inputs are applied up to a firing decision.
 
-The rule (docs/decisions.md, 26b): a tick decided at `upto` is sent to the partition only when the
+The rule (docs/decisions.md, 27): a tick decided at `upto` is sent to the partition only when the
 worker has applied every input record that was in Kafka, for that partition, when the tick was
 decided: each owned input partition up to its end offset taken then (a mis-keyed record there may
 belong to the partition, and is forwarded through the re-key topic), and the partition's re-key

@@ -209,7 +209,7 @@ def test_a_restarted_worker_reads_its_backlog_before_firing(
 ) -> None:
     """A ticket closed while the worker was down, its breach due during the downtime: after the
     restart the close (behind 4,000 other records of its partition) is applied before the tick
-    that fires the breach is sent (the firing rule, decision 26b), so the breach the close
+    that fires the breach is sent (the firing rule, decision 27), so the breach the close
     cancelled is never emitted."""
     worker = Worker(kafka_bootstrap, tmp_path / "worker", {"SLA_STORE": "memory://"})
     worker.create_topics()

@@ -144,7 +144,7 @@ def invalid(rows: list[tuple[str, bytes]]) -> int:
 
 # Each pair of (guarantee, store, workers, keying) values appears in one of the four, except
 # two workers with records keyed to partitions they do not own: a record still waiting on the
-# other worker's input partition when a tick is decided is a late event (decision 26b's limit).
+# other worker's input partition when a tick is decided is a late event (decision 27's limit).
 CONFIGS = [
     ("at_least_once", "rocksdb://", 1, "kcat"),
     ("exactly_once", "memory://", 1, "kcat"),

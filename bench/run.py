@@ -27,7 +27,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,7 @@ from aiokafka import TopicPartition
 from bench import workload
 from processor.settings import Settings
 from processor.sla.policy import load_policy
+from processor.spawn import free_port, stop_process, tail
 from processor.topics import create_topics as create_processor_topics
 
 REPO = Path(__file__).resolve().parent.parent
@@ -155,12 +155,6 @@ class Bench:
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def kafka_sh(*args: str) -> None:
@@ -474,18 +468,7 @@ def start_spy(pid: int, profile: dict[str, Any]) -> subprocess.Popen[bytes]:
 
 
 def stop(proc: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
-def tail(path: Path, lines: int = 25) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    stop_process(proc, sig, timeout)
 
 
 async def count(bootstrap: str, topics: list[str]) -> int:

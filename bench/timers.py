@@ -66,6 +66,7 @@ from processor import codec
 from processor.partitioning import partition_of
 from processor.sla import engine
 from processor.sla.policy import Policy, load_policy
+from processor.spawn import WorkerProcess
 from processor.stream import TICK_BATCH
 from schemas.cloudevents import Severity, Tier, parse_event
 
@@ -198,17 +199,9 @@ class Worker:
             self.env["SLA_WEB_PORT"] = str(run.free_port())  # its broker id names it
         self.spawns += 1
         self.log = self.ctx.bench.work / "logs" / f"{self.prefix}-{self.spawns}.log"
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("wb") as out:
-            self.spawned = now_s()
-            self.proc = subprocess.Popen(
-                self.cmd,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=REPO,
-            )
+        child = WorkerProcess(self.env, self.log, command=self.cmd, cwd=REPO, inherit=False)
+        self.spawned = child.start()
+        self.proc = child.process
         return self.spawned
 
     def lines(self) -> list[dict[str, Any]]:

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,6 +14,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from processor.settings import Settings
+from processor.spawn import WorkerProcess, isolated_env
 from processor.topics import create_topics
 from processor.topology import client_options
 
@@ -41,33 +37,12 @@ SCRIPT: tuple[tuple[float, str, str, dict[str, Any]], ...] = (
 )  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def demo_settings(base: Settings, run: str) -> dict[str, str]:
     """Environment for a worker isolated on its own topics, with the seconds-scaled policy."""
     policy = resources.files("processor.sla").joinpath("demo_policy.toml")
-    prefix = f"demo-{run}."
-    return {
-        "SLA_KAFKA_BOOTSTRAP_SERVERS": base.kafka_bootstrap_servers,
-        "SLA_KAFKA_SECURITY_PROTOCOL": base.kafka_security_protocol,
-        "SLA_APP_ID": f"sla-demo-{run}",
-        "SLA_TOPIC_TICKETS": prefix + "tickets.events",
-        "SLA_TOPIC_MAINTENANCE": prefix + "maintenance.events",
-        "SLA_TOPIC_ESCALATIONS": prefix + "sla.escalations",
-        "SLA_TOPIC_UPDATES_DUE": prefix + "sla.updates-due",
-        "SLA_TOPIC_BREACHES": prefix + "sla.breaches",
-        "SLA_TOPIC_NOTICES": prefix + "maintenance.notices",
-        "SLA_TOPIC_PARTITIONS": "2",
-        "SLA_POLICY_FILE": str(policy),
-        "SLA_STORE": "memory://",
-        "SLA_DATA_DIR": f"var/demo-{run}",
-        "SLA_WEB_PORT": str(_free_port()),
-        "SLA_LOG_LEVEL": "WARNING",
-    }
+    env = isolated_env(f"demo-{run}.", f"sla-demo-{run}", base.kafka_bootstrap_servers,
+                       f"var/demo-{run}", 2, str(policy))  # fmt: skip
+    return {**env, "SLA_KAFKA_SECURITY_PROTOCOL": base.kafka_security_protocol}
 
 
 def _events(start: datetime) -> Iterator[tuple[str, bytes, bytes]]:
@@ -166,36 +141,12 @@ def run(seconds: float = 40.0) -> int:
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     env = demo_settings(Settings(), run_id)
     asyncio.run(create_topics(Settings(_env_file=None, **_settings_kwargs(env))))
-    Path(env["SLA_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     log_path = Path(env["SLA_DATA_DIR"]) / "worker.log"
-    with log_path.open("wb") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "processor", "worker"],
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=log,
-        )
-        try:
-            _wait_ready(int(env["SLA_WEB_PORT"]), worker)
-            return asyncio.run(_play(env, seconds))
-        finally:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-            print(f"demo: worker stopped; its log is {log_path}")
-
-
-def _wait_ready(port: int, worker: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise RuntimeError(f"the demo worker exited with code {worker.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                time.sleep(2.0)  # the web port opens just before partitions are assigned
-                return
-        except OSError:
-            time.sleep(0.25)
-    raise RuntimeError("the demo worker did not start within a minute")
+    worker = WorkerProcess(env, log_path)
+    worker.start()
+    try:
+        worker.wait_ready(timeout=60.0)
+        return asyncio.run(_play(env, seconds))
+    finally:
+        worker.stop(timeout=20)
+        print(f"demo: worker stopped; its log is {log_path}")

@@ -26,6 +26,7 @@ from rocksdict import AccessType, Options, Rdict
 
 from processor import codec
 from processor.sla.ticket import Ticket
+from processor.spawn import free_port
 
 from .worker_harness import (
     Worker,
@@ -33,7 +34,6 @@ from .worker_harness import (
     comparable,
     consume,
     event,
-    free_port,
     produce,
     replayed,
 )

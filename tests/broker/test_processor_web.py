@@ -14,9 +14,10 @@ from typing import Any
 
 import orjson
 
+from processor.spawn import free_port
 from schemas.outputs import rfc3339
 
-from .worker_harness import Worker, at, consume, event, free_port, produce
+from .worker_harness import Worker, at, consume, event, produce
 
 METRIC_NAMES = (
     "sla_events_processed_total",

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -27,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from processor.replay import read_events, replay
 from processor.settings import Settings
 from processor.sla.policy import load_policy
+from processor.spawn import WorkerFailed, WorkerProcess, isolated_env, tail
 from processor.topics import create_topics
 from schemas.outputs import cloudevent
 
@@ -34,12 +32,6 @@ from .helpers import REPO_ROOT
 
 SECONDS_POLICY = REPO_ROOT / "processor" / "sla" / "demo_policy.toml"
 OUTPUT_KEYS = ("topic_escalations", "topic_updates_due", "topic_breaches", "topic_notices")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -50,30 +42,19 @@ class Worker:
     data_dir: Path
     overrides: dict[str, str] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)  # non-SLA variables for the process
-    process: subprocess.Popen[bytes] | None = None
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
 
     def __post_init__(self) -> None:
-        prefix = f"t{self.run}."
-        self.env = {
-            "SLA_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-            "SLA_APP_ID": f"sla-test-{self.run}",
-            "SLA_TOPIC_TICKETS": prefix + "tickets.events",
-            "SLA_TOPIC_MAINTENANCE": prefix + "maintenance.events",
-            "SLA_TOPIC_ESCALATIONS": prefix + "sla.escalations",
-            "SLA_TOPIC_UPDATES_DUE": prefix + "sla.updates-due",
-            "SLA_TOPIC_BREACHES": prefix + "sla.breaches",
-            "SLA_TOPIC_NOTICES": prefix + "maintenance.notices",
-            "SLA_TOPIC_PARTITIONS": "4",
-            "SLA_POLICY_FILE": str(SECONDS_POLICY),
-            "SLA_STORE": "memory://",
-            "SLA_DATA_DIR": str(self.data_dir),
-            "SLA_WEB_PORT": str(free_port()),
-            "SLA_LOG_LEVEL": "INFO",
-            **self.overrides,
-        }
+        env = isolated_env(f"t{self.run}.", f"sla-test-{self.run}", self.bootstrap,
+                           self.data_dir, 4, SECONDS_POLICY)  # fmt: skip
+        self.env = {**env, **self.overrides}
         self.settings = Settings(**{k.removeprefix("SLA_").lower(): v for k, v in self.env.items()})
         self.log = self.data_dir / "worker.log"
+        self.child = WorkerProcess(self.env, self.log, cwd=REPO_ROOT, extra_env=self.extra_env)
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self.child.process
 
     @property
     def outputs(self) -> list[str]:
@@ -87,36 +68,17 @@ class Worker:
         asyncio.run(create_topics(self.settings))
 
     def start(self, timeout: float = 90.0) -> None:
+        """Spawn the worker and wait until it is ready (the log is appended to across restarts:
+        readiness is judged on this spawn's part only)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SLA_")}
-        # The log is appended to across restarts: readiness is judged on this run's part only.
-        start_size = self.log.stat().st_size if self.log.exists() else 0
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "processor", "worker"],
-                env={**env, **self.extra_env, **self.env},
-                stdout=log,
-                stderr=log,
-                stdin=subprocess.DEVNULL,
-                cwd=REPO_ROOT,
-            )
-        self._wait_ready(timeout, start_size)
-
-    def _wait_ready(self, timeout: float, start_size: int) -> None:
-        deadline = time.monotonic() + timeout
-        markers = (b"deadline indexes rebuilt", b"Worker]: Ready")
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"worker exited {self.process.returncode}:\n{self.tail()}")
-            written = self.log.read_bytes()[start_size:]
-            if all(marker in written for marker in markers):
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"worker not ready after {timeout}s:\n{self.tail()}")
+        self.child.start()
+        try:
+            self.child.wait_ready(timeout)
+        except WorkerFailed as exc:
+            raise AssertionError(str(exc)) from None
 
     def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return tail(self.log, lines)
 
     def skipped_offsets(self) -> list[str]:
         """Offset ranges Faust counted as processed without a record, outside a transaction:
@@ -134,15 +96,9 @@ class Worker:
         return f"--- {self.log} ---\n{kept[-limit:]}"
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            return self.process.returncode
-        self.process.send_signal(sig)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait(timeout=10)
+        code = self.child.stop(sig, timeout)
+        assert code is not None, "never started"
+        return code
 
     def kill(self, timeout: float = 30.0) -> None:
         """SIGKILL, then wait until the broker has dropped the dead member from the group.

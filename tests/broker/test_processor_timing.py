@@ -276,5 +276,5 @@ def test_a_lagging_worker_emits_nothing_that_arrived_before_it_fired(
     assert behind > 0, "the worker was not behind its input: the test proves nothing"
     hold = held[("sla_tick_hold_seconds_count", frozenset())]
     assert hold > 0
-    # Behind its input, a held tick fires with the records of its partition already in hand.
-    assert held.get(("sla_ticks_released_total", frozenset({("route", "record")})), 0) > 0
+    released = sum(v for (name, _), v in held.items() if name == "sla_ticks_released_total")
+    assert released > 0  # by either route: which one depends on what the client had in hand

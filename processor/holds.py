@@ -14,18 +14,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol
 
-from processor.end_offsets import EndOffsets
 from processor.faust_fixes.internals import restart_fetcher
 from processor.instants import epoch, instant
 from processor.metrics import Metrics
 from processor.positions import ReadPositions
 from processor.sending import Sender
-from processor.sla.firing import Barrier
+from processor.sla.firing import Barrier, Source
 from processor.timers import Deadlines, PartitionClock
-from processor.topology import Topology
+from processor.topology import Wiring
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +37,22 @@ FORWARD_WAIT_SECONDS = 0.05
 IN_HAND_GRACE_SECONDS = 0.25
 
 
+class EndOffsetsSource(Protocol):
+    """Where end offsets come from (`processor.end_offsets.EndOffsets` in the worker)."""
+
+    async def ask(self, sources: Iterable[Source]) -> dict[Source, int]: ...
+
+
 class Holds:
     """Decides ticks, and releases them once their inputs are applied."""
 
     def __init__(
         self,
-        topology: Topology,
+        topology: Wiring,
         deadlines: Deadlines,
         positions: ReadPositions,
         sender: Sender,
-        end_offsets: EndOffsets,
+        end_offsets: EndOffsetsSource,
         metrics: Metrics,
         inputs: tuple[str, ...],
     ) -> None:
@@ -63,6 +68,7 @@ class Holds:
         # still in flight.
         self._forwarded: dict[int, int] = {}
         self._forwarding: dict[int, set[asyncio.Future[Any]]] = {}
+        self.monotonic: Callable[[], float] = time.monotonic  # the clock of hold times
         self._kick = False  # a held tick found its inputs unread since the take-over
         self._warming: asyncio.Future[None] | None = None
 
@@ -90,7 +96,7 @@ class Holds:
         inputs = [(topic, p) for topic in self._inputs for p in sorted(clocks)]
         rekeyed = [(self._rekeyed, p) for p in partitions]
         ends = await self.end_offsets.ask([*inputs, *rekeyed])
-        upto, decided = instant(now), time.monotonic()
+        upto, decided = instant(now), self.monotonic()
         input_ends = {source: ends[source] for source in inputs}
         for source in rekeyed:
             partition = source[1]
@@ -133,7 +139,7 @@ class Holds:
         if not barrier.ready(applied, fetched):
             return None
         clock.barrier = None
-        self.metrics.tick_hold.observe(time.monotonic() - barrier.decided_at)
+        self.metrics.tick_hold.observe(self.monotonic() - barrier.decided_at)
         self.metrics.ticks_released.labels("record").inc()
         self.deadlines.wake()  # the next tick may be decided
         return clock, barrier
@@ -168,7 +174,7 @@ class Holds:
             return
         if self.deadlines.partitions.get(partition) is not clock or clock.barrier is not barrier:
             return  # released, or fired by the stream, while waiting for the forwards
-        sent_at = time.monotonic()
+        sent_at = self.monotonic()
         if self.positions.in_hand(partition):
             # The stream fires it with that record (`take_ready`), sooner than a tick queued
             # behind it; unless the record never comes (a batch Faust dropped).
@@ -189,7 +195,7 @@ class Holds:
             raise
 
     def _warn_if_stalled(self, partition: int, barrier: Barrier) -> None:
-        waited = time.monotonic() - barrier.decided_at
+        waited = self.monotonic() - barrier.decided_at
         if waited < HOLD_WARNING_SECONDS or barrier.warned:
             return
         barrier.warned = True

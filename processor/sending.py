@@ -17,7 +17,7 @@ from typing import Any
 from processor.instants import from_micros, micros
 from processor.metrics import Metrics
 from processor.sla.outputs import Breach, Escalation, MaintenanceNotice, Output, UpdateDue
-from processor.topology import Topology
+from processor.topology import Wiring
 from schemas.outputs import HEADERS, encode
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class Sender:
 
     def __init__(
         self,
-        topology: Topology,
+        topology: Wiring,
         metrics: Metrics,
         clock: Callable[[], datetime],
         exactly_once: bool,

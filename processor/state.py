@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from faust.types import TableT
-
 from processor import codec
 from processor.faust_fixes.internals import rocksdb_items
 from processor.instants import epoch, from_micros, micros_to_epoch
@@ -20,7 +18,7 @@ from processor.sla import engine
 from processor.sla.engine import Domain
 from processor.sla.policy import Policy
 from processor.sla.ticket import Phase, Ticket
-from processor.topology import Topology
+from processor.topology import Table, Wiring
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +60,12 @@ class Indexed:
 class States:
     """The tickets and maintenances tables, seen as states (the codec's business stays here)."""
 
-    def __init__(self, topology: Topology, policy: Policy) -> None:
+    def __init__(self, topology: Wiring, policy: Policy) -> None:
         self.topology = topology
         self.policy = policy
         self.open_tickets: dict[int, Counter[OpenLabel]] = {}
 
-    def table(self, domain: Domain) -> TableT[bytes, bytes]:
+    def table(self, domain: Domain) -> Table:
         return self.topology.maintenances if domain is Domain.MAINTENANCE else self.topology.tickets
 
     def load(self, domain: Domain, subject: str, legacy_mark: datetime | None) -> Any:

@@ -33,7 +33,7 @@ from processor.sla.exceptions import Rejected
 from processor.sla.policy import Policy
 from processor.state import States, split_key, state_key
 from processor.timers import Deadlines, PartitionClock
-from processor.topology import Topology, credentials
+from processor.topology import Wiring, credentials
 from schemas.cloudevents import (
     MAINTENANCE_TYPES,
     TICKET_TYPES,
@@ -53,7 +53,7 @@ class SlaStream:
 
     def __init__(
         self,
-        topology: Topology,
+        topology: Wiring,
         policy: Policy,
         metrics: Metrics,
         clock: Callable[[], datetime],

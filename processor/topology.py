@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 from faust.types import TableT, TopicT
@@ -14,6 +15,45 @@ from processor.sla.outputs import OutputTopic
 
 # RocksDB's default 2 GiB block cache would dwarf a 2-core worker; state values are small.
 ROCKSDB_OPTIONS = {"block_cache_size": 64 * 1024 * 1024}
+
+
+class Topic(Protocol):
+    def get_topic_name(self) -> str: ...
+
+
+class Table(Protocol):
+    """The part of a Faust table (bytes to bytes) the shell uses; a dict is one."""
+
+    def get(self, key: bytes, /) -> bytes | None: ...
+    def __setitem__(self, key: bytes, value: bytes, /) -> None: ...
+    def pop(self, key: bytes, default: None, /) -> bytes | None: ...
+    def items(self) -> Iterable[tuple[bytes, bytes]]: ...
+
+
+class Wiring(Protocol):
+    """What the stream's rooms use of the topology (`Topology` in the worker; tests give a
+    dataclass of dicts). `app` is the Faust app: its producer, assignor, consumer."""
+
+    @property
+    def app(self) -> Any: ...
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def partitions(self) -> int: ...
+    @property
+    def rekeyed(self) -> Topic: ...
+    @property
+    def ticks(self) -> Topic: ...
+    @property
+    def outputs(self) -> Mapping[OutputTopic, Topic]: ...
+    @property
+    def dead_letters(self) -> Mapping[str, Topic]: ...
+    @property
+    def tickets(self) -> Table: ...
+    @property
+    def maintenances(self) -> Table: ...
+    @property
+    def watermarks(self) -> Table: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 from faust.types import TP, EventT, StreamT
@@ -31,7 +31,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-async def handle_each(stream: SlaStream, events: AsyncIterable[EventT[bytes]]) -> None:
+class Handler(Protocol):
+    async def handle(self, event: EventT[bytes]) -> None: ...
+
+
+async def handle_each(stream: Handler, events: AsyncIterable[EventT[bytes]]) -> None:
     """The agent: every record to the stream; one that fails is logged (ids only) and the next
     one goes on, so one bad record never stops the agent."""
     async for event in events:

@@ -26,7 +26,7 @@ from processor.sla import engine
 from processor.sla.maintenance import Maintenance
 from processor.stream import SlaStream
 from tests.shell import test_codec
-from tests.shell.test_stream_ticks import BREACH, OPENED, POLICY, a_stream, opened, stored
+from tests.shell.test_stream_ticks import BREACH, OPENED, POLICY, a_stream, opened, stored, wired
 
 TICKETS = 40
 
@@ -52,11 +52,11 @@ def decodes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
 def restore(sla: SlaStream, values: dict[bytes, bytes], watermark: int | None = None) -> None:
     """Forget partition 0 and rebuild it from `values` (and a stored watermark)."""
     sla.release({0})
-    sla.topology.tickets.clear()  # type: ignore[attr-defined]
-    sla.topology.tickets.update(values)  # type: ignore[attr-defined]
-    sla.topology.watermarks.clear()  # type: ignore[attr-defined]
+    wired(sla).tickets.clear()
+    wired(sla).tickets.update(values)
+    wired(sla).watermarks.clear()
     if watermark is not None:
-        sla.topology.watermarks[b"0"] = str(watermark).encode()
+        wired(sla).watermarks[b"0"] = str(watermark).encode()
     sla.rebuild({0})
 
 
@@ -84,7 +84,7 @@ def test_states_it_cannot_trust_are_decoded_to_the_same_index(
 ) -> None:
     sla, _, _ = a_stream(tickets=TICKETS)
     trusted, counts = contents(sla), dict(sla.states.open_tickets[0])
-    values = dict(sla.topology.tickets)  # type: ignore[call-overload]
+    values = dict(wired(sla).tickets)
     restore(sla, reencoded(values, how))
     assert len(decodes) == TICKETS
     assert contents(sla) == trusted
@@ -105,7 +105,7 @@ def test_an_earlier_release_s_states_are_advanced_through_its_watermark(
     escalation step. A state this version stored is self-describing: the watermark is not
     applied to it, and it is not decoded."""
     sla, _, _ = a_stream(tickets=TICKETS)
-    values = {k: version_2(v) for k, v in sla.topology.tickets.items()}  # type: ignore[attr-defined]
+    values = {k: version_2(v) for k, v in wired(sla).tickets.items()}
     values[b"B-000"] = stored(opened("B-000"))  # written by this version
     mark = BREACH + timedelta(seconds=1)
     restore(sla, values, watermark=int(epoch(mark) * 1_000_000))
@@ -120,7 +120,7 @@ def test_an_earlier_release_s_states_are_advanced_through_its_watermark(
 
 def test_a_corrupt_state_is_skipped_and_the_rest_indexed(caplog: pytest.LogCaptureFixture) -> None:
     sla, _, _ = a_stream(tickets=TICKETS)
-    values = dict(sla.topology.tickets)  # type: ignore[call-overload]
+    values = dict(wired(sla).tickets)
     values[b"B-003"] = b'["t", 2, "' + POLICY.fingerprint.encode() + b'", "not an instant"]'
     values[b"B-004"] = b"\xff garbage"
     caplog.set_level("ERROR", logger="processor.stream")
@@ -138,7 +138,7 @@ def test_rocksdb_partitions_are_read_from_their_own_databases(tmp_path: Path) ->
     Faust's offset key in each is not a state."""
     settings = Settings(store="rocksdb://", data_dir=tmp_path, topic_partitions=4)
     built = topology.build(settings)
-    store: Any = built.tickets.data  # type: ignore[attr-defined]
+    store: Any = built.tickets.data
     subjects = [f"R-{i:03d}" for i in range(TICKETS)]
     for subject in subjects:
         db = store._db_for_partition(partition_of(subject, 4))
@@ -180,16 +180,16 @@ def test_stored_and_decoded_deadlines_agree_for_every_state(
     sla.policy = test_codec.POLICY
     domain = "maintenance" if isinstance(state, Maintenance) else "ticket"
     subject = state.maintenance_id if isinstance(state, Maintenance) else state.ticket_id
-    table = sla.topology.maintenances if domain == "maintenance" else sla.topology.tickets
+    table = wired(sla).maintenances if domain == "maintenance" else wired(sla).tickets
     found = []
     current = test_codec.encode(state)
     values = [version_2(current), test_codec.version_1(state)]
     for raw in [*values, current] if mark is None else values:
         sla.release({0})
-        sla.topology.watermarks.clear()  # type: ignore[attr-defined]
+        wired(sla).watermarks.clear()
         if mark is not None:
-            sla.topology.watermarks[b"0"] = str(mark).encode()
-        table.clear()  # type: ignore[attr-defined]
+            wired(sla).watermarks[b"0"] = str(mark).encode()
+        table.clear()
         table[subject.encode()] = raw
         sla.rebuild({0})
         index = sla.deadlines.partitions[0].index

@@ -10,7 +10,7 @@ partition is ignored.
 from __future__ import annotations
 
 import asyncio
-import types
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from processor.sla import engine
 from processor.sla.firing import Fetched, caught_up
 from processor.sla.outputs import OutputTopic
 from processor.sla.policy import load_policy
+from processor.sla.ticket import Ticket
 from processor.stream import SlaStream
 from schemas.cloudevents import parse_event
 
@@ -47,8 +48,13 @@ class _Topic:
 class _Producer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes]] = []
+        self.calls = 0
+        self.fail_on: int | None = None  # the call (counted from 1) that fails, if any
 
     async def send(self, topic: str, key: Any, value: bytes, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise RuntimeError("broker gone")
         self.sent.append((topic, value))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
@@ -71,23 +77,68 @@ def stored(state: engine.State) -> bytes:
     return codec.encode_state(state, engine.next_deadline(state, POLICY), POLICY.fingerprint)
 
 
+@dataclass
+class _Message:
+    """A Kafka record as Faust hands it to the agent."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None = None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+@dataclass
+class _Event:
+    message: _Message
+    value: bytes | None
+
+
+@dataclass(frozen=True)
+class _TP:
+    topic: str
+    partition: int
+
+
+@dataclass
+class _App:
+    producer: _Producer
+
+
+@dataclass
+class Wired:
+    """The stream's topology as plain values (`processor.topology.Wiring`): dicts for tables."""
+
+    app: _App
+    tickets: dict[bytes, bytes]
+    settings: Settings = field(default_factory=lambda: Settings(store="memory://",
+                                                                topic_partitions=1))  # fmt: skip
+    maintenances: dict[bytes, bytes] = field(default_factory=dict)
+    watermarks: dict[bytes, bytes] = field(default_factory=dict)
+    dead_letters: dict[str, _Topic] = field(default_factory=dict)
+    rekeyed: _Topic = field(default_factory=lambda: _Topic("rekeyed"))
+    ticks: _Topic = field(default_factory=lambda: _Topic("ticks"))
+    outputs: dict[OutputTopic, _Topic] = field(
+        default_factory=lambda: {kind: _Topic(kind.value) for kind in OutputTopic}
+    )
+
+    @property
+    def partitions(self) -> int:
+        return self.settings.topic_partitions
+
+
+def wired(sla: SlaStream) -> Wired:
+    assert isinstance(sla.topology, Wired)
+    return sla.topology
+
+
 def a_stream(tickets: int) -> tuple[SlaStream, _Producer, dict[bytes, bytes]]:
     producer = _Producer()
-    watermarks: dict[bytes, bytes] = {}
-    topology = types.SimpleNamespace(
-        settings=Settings(store="memory://", topic_partitions=1),
-        partitions=1,
-        app=types.SimpleNamespace(producer=producer),
-        rekeyed=_Topic("rekeyed"),
-        ticks=_Topic("ticks"),
-        outputs={kind: _Topic(kind.value) for kind in OutputTopic},
-        tickets={f"B-{i:03d}".encode(): stored(opened(f"B-{i:03d}")) for i in range(tickets)},
-        maintenances={},
-        watermarks=watermarks,
-    )  # fmt: skip
-    sla = SlaStream(topology, POLICY, Metrics(CollectorRegistry()), lambda: BREACH)  # type: ignore[arg-type]
+    states = {f"B-{i:03d}".encode(): stored(opened(f"B-{i:03d}")) for i in range(tickets)}
+    topology = Wired(_App(producer), states)
+    sla = SlaStream(topology, POLICY, Metrics(CollectorRegistry()), lambda: BREACH)
     sla.rebuild({0})
-    return sla, producer, watermarks
+    return sla, producer, topology.watermarks
 
 
 def tick(sla: SlaStream, at: datetime, token: str | None = None) -> bytes:
@@ -125,9 +176,10 @@ async def test_a_tick_stores_what_it_fired_so_nothing_fires_twice() -> None:
     sla, producer, _ = a_stream(tickets=1)
     await sla._tick(0, tick(sla, BREACH))
     assert breaches(producer) == ["B-000"]
-    state, version = codec.decode_stored(sla.topology.tickets[b"B-000"])
+    state, version = codec.decode_stored(wired(sla).tickets[b"B-000"])
     assert version == codec.VERSION
-    assert state.breached_at == BREACH  # type: ignore[union-attr]
+    assert isinstance(state, Ticket)
+    assert state.breached_at == BREACH
     sla.release({0})
     sla.rebuild({0})  # a restart: the index comes from the stored state alone
     await sla._tick(0, tick(sla, OPENED + timedelta(seconds=11)))
@@ -191,8 +243,7 @@ async def test_the_first_record_of_each_assigned_partition_is_logged(
     value = tick(sla, BREACH)
 
     def record(offset: int) -> Any:
-        message = types.SimpleNamespace(topic="ticks", partition=0, offset=offset, key=None)
-        return types.SimpleNamespace(message=message, value=value)
+        return _Event(_Message("ticks", 0, offset), value)
 
     caplog.set_level("INFO", logger="processor.stream")
     for offset in (5, 6, 7):
@@ -201,7 +252,7 @@ async def test_the_first_record_of_each_assigned_partition_is_logged(
     sla.rebuild({0})
     await sla.handle(record(3))
     reads = [r for r in caplog.records if r.getMessage() == "partition read from"]
-    assert [(r.topic, r.partition, r.offset) for r in reads] == [  # type: ignore[attr-defined]
+    assert [(vars(r)["topic"], vars(r)["partition"], vars(r)["offset"]) for r in reads] == [
         ("ticks", 0, 5),
         ("ticks", 0, 3),
     ]
@@ -211,24 +262,14 @@ async def test_a_tick_that_fails_stores_nothing_and_fires_again() -> None:
     """An output that cannot be sent: nothing is stored, every popped deadline stays armed, and
     the next tick fires them all (at-least-once in the failure case)."""
     sla, producer, _ = a_stream(tickets=3)
-    send = producer.send
-    calls = 0
-
-    async def failing(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise RuntimeError("broker gone")
-        return await send(*args, **kwargs)
-
-    producer.send = failing  # type: ignore[method-assign]
-    before = dict(sla.topology.tickets)
+    producer.fail_on = producer.calls + 2  # the second send from here
+    before = dict(wired(sla).tickets)
     with pytest.raises(RuntimeError):
         await sla._tick(0, tick(sla, BREACH))
-    assert dict(sla.topology.tickets) == before
+    assert dict(wired(sla).tickets) == before
     assert len(sla.deadlines.partitions[0].index) == 3
     assert sla.deadlines.partitions[0].index.peek() == epoch(BREACH)
-    producer.send = send  # type: ignore[method-assign]
+    producer.fail_on = None
     await sla._tick(0, tick(sla, BREACH))
     assert sorted(set(breaches(producer))) == ["B-000", "B-001", "B-002"]
 
@@ -242,14 +283,14 @@ async def test_an_earlier_release_s_state_that_expired_by_its_watermark_is_forgo
     closed = engine.decide(opened("OLD"), parse_event(raw), POLICY).state
     assert closed is not None
     kind, _, *rest = orjson.loads(stored(closed))
-    sla.topology.tickets[b"OLD"] = orjson.dumps([kind, 2, *rest])  # written by that release
+    wired(sla).tickets[b"OLD"] = orjson.dumps([kind, 2, *rest])  # written by that release
     mark = OPENED + POLICY.closed_ticket_retention + timedelta(seconds=1)
-    sla.topology.watermarks[b"0"] = str(int(epoch(mark) * 1_000_000)).encode()
+    wired(sla).watermarks[b"0"] = str(int(epoch(mark) * 1_000_000)).encode()
     sla.release({0})
     sla.rebuild({0})
     assert sla.deadlines.partitions[0].index.peek() is not None  # armed to be forgotten
     await sla._tick(0, tick(sla, mark + timedelta(seconds=1)))
-    assert b"OLD" not in sla.topology.tickets
+    assert b"OLD" not in wired(sla).tickets
     assert producer.sent == []
 
 
@@ -266,11 +307,10 @@ class _Ends:
 def _tombstones(sla: SlaStream, partition: int = 0) -> Any:
     """Records of the tickets topic that carry a tombstone: dead-lettered, applied all the same."""
     tickets = sla.topology.settings.topic_tickets
-    sla.topology.dead_letters = {tickets: _Topic("dead-letters")}  # type: ignore[attr-defined]
+    wired(sla).dead_letters = {tickets: _Topic("dead-letters")}
 
     def record(offset: int) -> Any:
-        message = types.SimpleNamespace(topic=tickets, partition=partition, offset=offset, key=None)
-        return types.SimpleNamespace(message=message, value=None)
+        return _Event(_Message(tickets, partition, offset), None)
 
     return record
 
@@ -282,7 +322,7 @@ def ticks_sent(producer: _Producer) -> list[bytes]:
 async def test_a_held_tick_fires_with_the_record_that_applies_its_last_input() -> None:
     sla, producer, _ = a_stream(tickets=1)
     record = _tombstones(sla)
-    sla.holds.end_offsets = _Ends({(sla.topology.settings.topic_tickets, 0): 2})  # type: ignore[assignment]
+    sla.holds.end_offsets = _Ends({(sla.topology.settings.topic_tickets, 0): 2})
     await sla.decide_ticks([0], BREACH.timestamp())
     assert sla.deadlines.held() == [0]
     await sla.send_ready_ticks()
@@ -305,7 +345,7 @@ async def test_a_held_tick_fires_with_the_record_that_applies_its_last_input() -
 async def test_a_record_of_another_partition_does_not_fire_the_held_tick() -> None:
     sla, producer, _ = a_stream(tickets=1)
     record = _tombstones(sla, partition=1)  # not the partition whose tick is held
-    sla.holds.end_offsets = _Ends({})  # type: ignore[assignment]
+    sla.holds.end_offsets = _Ends({})
     await sla.decide_ticks([0], BREACH.timestamp())
     await sla.handle(record(0))
     assert breaches(producer) == []
@@ -315,14 +355,12 @@ async def test_a_record_of_another_partition_does_not_fire_the_held_tick() -> No
     assert sla.deadlines.held() == []
 
 
-async def test_a_ready_tick_waits_for_a_record_in_hand_then_goes_out_if_it_never_comes(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_a_ready_tick_waits_for_a_record_in_hand_then_goes_out_if_it_never_comes() -> None:
     sla, producer, _ = a_stream(tickets=1)
     tickets = sla.topology.settings.topic_tickets
-    sla.holds.end_offsets = _Ends({})  # type: ignore[assignment]
+    sla.holds.end_offsets = _Ends({})
     now = [100.0]
-    monkeypatch.setattr(holds.time, "monotonic", lambda: now[0])
+    sla.holds.monotonic = lambda: now[0]
     await sla.decide_ticks([0], BREACH.timestamp())
     sla.positions.fetched[(tickets, 0)] = Fetched(
         handed=1, position=1
@@ -345,7 +383,7 @@ async def test_a_seek_forgets_what_the_client_reported_fetched_before_it() -> No
     sla.positions.fetched[(tickets, 0)] = Fetched(handed=0, position=40)
     sla.positions.fetched[(tickets, 1)] = Fetched(handed=3, position=3)
     assert caught_up(0, 40, sla.positions.fetched[(tickets, 0)])
-    sla.on_seek([types.SimpleNamespace(topic=tickets, partition=0)])
+    sla.on_seek([_TP(tickets, 0)])
     assert (tickets, 0) not in sla.positions.fetched
     assert not caught_up(0, 40, sla.positions.fetched.get((tickets, 0)))
     assert sla.positions.fetched[(tickets, 1)] == Fetched(handed=3, position=3)  # not sought: kept

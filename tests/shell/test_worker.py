@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import types
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -23,17 +23,29 @@ class _Stream:
         self.handled.append(offset)
 
 
+@dataclass
+class _Message:
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass
+class _Event:
+    message: _Message
+
+
 async def _events(n: int) -> AsyncIterator[Any]:
     for offset in range(n):
-        message = types.SimpleNamespace(topic="tickets.events", partition=2, offset=offset)
-        yield types.SimpleNamespace(message=message)
+        yield _Event(_Message("tickets.events", 2, offset))
 
 
 async def test_a_failing_record_is_logged_by_id_and_the_next_one_is_handled(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     stream = _Stream(failing={1})
-    await handle_each(stream, _events(3))  # type: ignore[arg-type]
+    await handle_each(stream, _events(3))
     assert stream.handled == [0, 2]
     failed = [r for r in caplog.records if r.getMessage() == "record failed"]
-    assert [(r.topic, r.partition, r.offset) for r in failed] == [("tickets.events", 2, 1)]  # type: ignore[attr-defined]
+    where = [(vars(r)["topic"], vars(r)["partition"], vars(r)["offset"]) for r in failed]
+    assert where == [("tickets.events", 2, 1)]

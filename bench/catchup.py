@@ -21,12 +21,7 @@ import argparse
 import asyncio
 import io
 import json
-import os
-import platform
-import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,38 +30,19 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from prometheus_client.parser import text_string_to_metric_families
 
+from bench import machine, results
+from bench.broker import broker
+from bench.results import REPO, percentiles
+from bench.workers import DEFAULT_POLICY, PARTITIONS, create_worker_topics, metrics, processor_env
 from processor.end_offsets import EndOffsets
 from processor.replay import read_events, replay
-from processor.settings import Settings
 from processor.sla.policy import load_policy
-from processor.topics import create_topics
+from processor.spawn import WorkerProcess
 from tests.histories import histories
 
-REPO = Path(__file__).resolve().parent.parent
-POLICY_FILE = REPO / "processor" / "sla" / "default_policy.toml"
+PORT = 29192
 EVENTS_PER_TICKET = 6.2  # what the generator averages over a week
-
-
-def settings_for(bootstrap: str, run: str, data: Path, port: int) -> dict[str, str]:
-    prefix = f"catchup-{run}"
-    return {
-        "SLA_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "SLA_APP_ID": prefix,
-        "SLA_TOPIC_TICKETS": f"{prefix}.tickets.events",
-        "SLA_TOPIC_MAINTENANCE": f"{prefix}.maintenance.events",
-        "SLA_TOPIC_ESCALATIONS": f"{prefix}.sla.escalations",
-        "SLA_TOPIC_UPDATES_DUE": f"{prefix}.sla.updates-due",
-        "SLA_TOPIC_BREACHES": f"{prefix}.sla.breaches",
-        "SLA_TOPIC_NOTICES": f"{prefix}.maintenance.notices",
-        "SLA_TOPIC_PARTITIONS": "4",
-        "SLA_POLICY_FILE": str(POLICY_FILE),
-        "SLA_STORE": "rocksdb://",
-        "SLA_DATA_DIR": str(data),
-        "SLA_WEB_PORT": str(port),
-        "SLA_LOG_LEVEL": "WARNING",
-    }
 
 
 async def publish(bootstrap: str, env: dict[str, str], rows: list[tuple[str, bytes]]) -> None:
@@ -88,7 +64,7 @@ async def lag(bootstrap: str, group: str, topics: list[str]) -> int:
     await admin.start()
     await consumer.start()
     try:
-        tps = [TopicPartition(t, p) for t in topics for p in range(4)]
+        tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
         ends = await consumer.end_offsets(tps)
         committed = await admin.list_consumer_group_offsets(group)
         return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in tps)
@@ -115,7 +91,7 @@ async def settle(bootstrap: str, topics: list[str], quiet: float = 5.0, trickle:
     """Return once fewer than `trickle` records were added to `topics` (sum of end offsets) in
     `quiet` seconds: the backlog's deadlines have fired; new ones keep falling due meanwhile."""
     ends = EndOffsets(bootstrap, None, read_committed=False)
-    sources = [(topic, p) for topic in topics for p in range(4)]  # SLA_TOPIC_PARTITIONS
+    sources = [(topic, p) for topic in topics for p in range(PARTITIONS)]
     try:
         last = sum((await ends.ask(sources)).values())
         while True:
@@ -128,32 +104,15 @@ async def settle(bootstrap: str, topics: list[str], quiet: float = 5.0, trickle:
         await ends.close()
 
 
-def scrape(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        body = response.read().decode()
-    return {
-        s.name: s.value
-        for family in text_string_to_metric_families(body)
-        for s in family.samples
-        if s.name in ("sla_tick_hold_seconds_sum", "sla_tick_hold_seconds_count")
-    }
-
-
-def pcts(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"n": 0, "p50": None, "p99": None, "max": None}
-    ordered = sorted(values)
-    at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"n": len(values), "p50": round(at(0.5), 3), "p99": round(at(0.99), 3),
-            "max": round(ordered[-1], 3)}  # fmt: skip
+def spread(values: list[float]) -> dict[str, Any]:
+    return {"n": len(values), **percentiles(values, ("p50", "p99", "max"), digits=3)}
 
 
 def run(bootstrap: str, events: int, work: Path) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
-    port = 16000 + int(run_id, 16) % 2000
-    env = settings_for(bootstrap, run_id, work / run_id, port)
-    asyncio.run(create_topics(Settings(**{k[4:].lower(): v for k, v in env.items()})))
-    policy = load_policy(POLICY_FILE)
+    env = processor_env(bootstrap, f"catchup-{run_id}", work / run_id, "rocksdb://", "WARNING")
+    asyncio.run(create_worker_topics(env))
+    policy = load_policy(DEFAULT_POLICY)
     end = datetime.now(UTC) - timedelta(minutes=1)
     tickets = max(int(events / EVENTS_PER_TICKET), 10)
     started = time.monotonic()
@@ -164,12 +123,8 @@ def run(bootstrap: str, events: int, work: Path) -> dict[str, Any]:
     published_at = datetime.now(UTC)
     expected = replay(read_events((v for _, v in rows), io.StringIO()), policy, published_at,
                       io.StringIO()).outputs  # fmt: skip
-    process = subprocess.Popen(
-        [sys.executable, "-m", "processor", "worker"],
-        env={**{k: v for k, v in os.environ.items() if not k.startswith("SLA_")}, **env},
-        stdout=subprocess.DEVNULL, stderr=(work / f"{run_id}.log").open("wb"), cwd=REPO,
-    )  # fmt: skip
-    spawned = time.time()
+    worker = WorkerProcess(env, work / f"{run_id}.log", cwd=REPO)
+    spawned = worker.start()
     try:
         inputs = [env["SLA_TOPIC_TICKETS"], env["SLA_TOPIC_MAINTENANCE"]]
         while asyncio.run(lag(bootstrap, env["SLA_APP_ID"], inputs)) > 0:
@@ -179,10 +134,9 @@ def run(bootstrap: str, events: int, work: Path) -> dict[str, Any]:
         out_topics.append(env["SLA_TOPIC_NOTICES"])
         # The ticks held during the drain fire after it: wait until the outputs settle.
         asyncio.run(settle(bootstrap, out_topics))
-        hold = scrape(port)
+        hold = metrics(env["SLA_WEB_PORT"])
     finally:
-        process.terminate()
-        process.wait(timeout=60)
+        worker.stop(timeout=60)
     got = asyncio.run(outputs(bootstrap, out_topics))
     overdue, during = [], []
     for emitted_ms, ce in got:
@@ -201,8 +155,8 @@ def run(bootstrap: str, events: int, work: Path) -> dict[str, Any]:
         "outputs": len(got), "replay_outputs": len(want_ids),
         "missing": len(want_ids - got_ids), "extra": len(got_ids - want_ids),
         "repeated": len(got) - len({ce["id"] for _, ce in got}),
-        "overdue_at_start_emitted_after_start_s": pcts(overdue),
-        "due_during_catch_up_lateness_s": pcts(during),
+        "overdue_at_start_emitted_after_start_s": spread(overdue),
+        "due_during_catch_up_lateness_s": spread(during),
         "tick_hold_mean_s": round(hold["sla_tick_hold_seconds_sum"]
                                   / max(hold["sla_tick_hold_seconds_count"], 1), 3),
         "ticks": hold["sla_tick_hold_seconds_count"],
@@ -213,7 +167,8 @@ def markdown(result: dict[str, Any]) -> str:
     r = result["run"]
     lines = [
         "# Catch-up of a backlog (bench/catchup.py)", "",
-        f"{result['when']}, commit {result['commit']}, {result['machine']}.", "",
+        f"{result['date']}, commit {result['git']['head'][:7]}, {result['nproc']} cores, Python "
+        f"{result['python']}, Kafka {result['kafka_version']}.", "",
         f"A fresh worker (RocksDB, at-least-once, 4 partitions) on {r['events']:,} events of "
         f"{r['tickets']:,} tickets over seven days, published before it starts.", "",
         "| figure | value |", "|---|---|",
@@ -236,32 +191,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="20k events: a smoke check")
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
+    parser.add_argument("--kafka-version", help="label for --bootstrap's broker version")
     parser.add_argument("--out", default="bench/results/")
     args = parser.parse_args(argv)
     events = 20_000 if args.quick else args.events
     work = REPO / "var" / "bench-catchup"
     work.mkdir(parents=True, exist_ok=True)
-    bootstrap = args.bootstrap
-    kafka = [str(REPO / "deploy/kafka/kafka.sh")]
-    broker = ["--port", "29192", "--dir", str(REPO / "var/kafka-catchup")]
-    if bootstrap is None:
-        subprocess.run([*kafka, "start", *broker], check=True)
-        bootstrap = "127.0.0.1:29192"
-    try:
-        measured = run(bootstrap, events, work)
-    finally:
-        if args.bootstrap is None:
-            subprocess.run([*kafka, "stop", *broker], check=False)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=REPO, check=False).stdout.strip()  # fmt: skip
-    result = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "commit": commit,
-              "machine": f"{os.cpu_count()} cores, {platform.python_version()}",
-              "run": measured}  # fmt: skip
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    name = "catchup-quick" if args.quick else "catchup"
-    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / f"{name}.md").write_text(markdown(result))
+    result = results.head("catchup", "python -m bench.catchup", argv)
+    with broker(args.bootstrap, args.kafka_version, PORT, "var/kafka-catchup") as kafka:
+        result["kafka_version"] = kafka.version
+        result["run"] = run(kafka.bootstrap, events, work)
+    result["load"]["at_end"] = machine.loadavg()
+    results.write(Path(args.out), "catchup-quick" if args.quick else "catchup", result, markdown)
     print(markdown(result))
 
 

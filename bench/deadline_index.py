@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
-import platform
 import random
-import resource
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import machine, results
 from processor.sla.deadlines import DeadlineIndex
 
 # A fixed epoch (2026-01-01T00:00:00Z) keeps the data the same from run to run.
@@ -36,6 +32,7 @@ class Config:
     ticks: int
     seed: int
     out: Path
+    argv: Sequence[str] | None  # as given, for the result's command line
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,48 +199,24 @@ def summarise(runs: list[dict[str, Sample]]) -> dict[str, dict[str, Any]]:
     return summary
 
 
-def peak_rss_mib() -> float:
-    # Linux reports ru_maxrss in KiB (macOS in bytes; this benchmark targets the Linux host).
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def rss_mib() -> float:
-    """The resident set now, from /proc (Linux only, as is this benchmark)."""
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 def index_mib(data: Data) -> float:
     """What a full index adds to the resident set, built once before any timing."""
-    before = rss_mib()
+    before = machine.own_rss_mib()
     index = DeadlineIndex.from_items(zip(data.keys, data.dues, strict=True))
     settle()
-    grown = rss_mib() - before
+    grown = machine.own_rss_mib() - before
     del index
     return grown
-
-
-def nproc() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def report(
     config: Config, summary: dict[str, dict[str, Any]], load: tuple[float, ...], index: float
 ) -> dict[str, Any]:
-    return {
-        "benchmark": "deadline_index",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "nproc": nproc(),
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
+    return results.head("deadline_index", "python -m bench.deadline_index", config.argv) | {
         "pending": config.pending,
         "repeat": config.repeat,
         "seed": config.seed,
-        "peak_rss_mib": round(peak_rss_mib(), 1),
+        "peak_rss_mib": round(machine.own_peak_rss_mib(), 1),
         "index_rss_mib": round(index, 1),
         "load_average_1m_before_after": [load[0], os.getloadavg()[0]],
         "results": summary,
@@ -251,7 +224,7 @@ def report(
 
 
 def table(result: dict[str, Any]) -> str:
-    results: dict[str, dict[str, Any]] = result["results"]
+    steps: dict[str, dict[str, Any]] = result["results"]
     lines = [
         f"deadline index, {result['pending']:,} pending, median of {result['repeat']} runs,"
         f" Python {result['python']}, {result['machine']}, nproc {result['nproc']}",
@@ -259,7 +232,7 @@ def table(result: dict[str, Any]) -> str:
         "| operation | ops | median ops/s | median time | CPU/wall |",
         "|---|---:|---:|---:|---:|",
     ]
-    for name, row in results.items():
+    for name, row in steps.items():
         rate = f"{row['ops_per_s_median']:,.0f}" if row["ops"] > 1 else "-"
         lines.append(
             f"| {name} | {row['ops']:,} | {rate} | {row['seconds_median'] * 1e3:,.1f} ms"
@@ -288,7 +261,7 @@ def parse(argv: Sequence[str] | None) -> Config:
     args = parser.parse_args(argv)
     if not 0 < args.burst <= args.pending:
         parser.error("--burst must be between 1 and --pending")
-    return Config(**vars(args))
+    return Config(**vars(args), argv=argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -298,8 +271,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     index = index_mib(data)
     runs = [one_run(data, config) for _ in range(config.repeat)]
     result = report(config, summarise(runs), load, index)
-    config.out.parent.mkdir(parents=True, exist_ok=True)
-    config.out.write_text(json.dumps(result, indent=2) + "\n")
+    results.write(config.out.parent, config.out.stem, result, table)
     print(table(result))
 
 

@@ -6,35 +6,21 @@ import argparse
 import cProfile
 import gc
 import io
-import json
-import os
-import platform
 import pstats
-import random
-import resource
 import statistics
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
+from bench import machine, results, workload
 from processor.sla import engine
 from processor.sla.exceptions import Rejected
 from processor.sla.policy import Policy, load_policy
-from schemas.cloudevents import InputEvent, Severity, Tier, parse_event
-
-# A fixed epoch (2026-03-02T00:00:00Z) keeps the data the same from run to run.
-_T0: Final = datetime(2026, 3, 2, tzinfo=UTC)
-# Tickets open over two weeks: long enough that most are resolved before the last one opens.
-_SPREAD: Final = timedelta(days=14)
-_SEVERITIES: Final = (Severity.URGENT, Severity.HIGH, Severity.NORMAL, Severity.LOW)
-_SEVERITY_WEIGHTS: Final = (5, 20, 50, 25)  # percent
-_MINUTE: Final = timedelta(minutes=1)
-_HOUR: Final = timedelta(hours=1)
+from schemas.cloudevents import InputEvent, parse_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +30,7 @@ class Config:
     seed: int
     out: Path
     profile: bool
+    argv: Sequence[str] | None  # as given, for the result's command line
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,72 +55,9 @@ class Pass:
 # -- the event mix ------------------------------------------------------------------------------
 
 
-def _cloudevent(type_: str, subject: str, at: datetime, data: dict[str, Any], n: int) -> bytes:
-    return json.dumps(
-        {
-            "specversion": "1.0",
-            "id": f"{subject}/{n}",
-            "source": "bench",
-            "type": type_,
-            "time": at.isoformat().replace("+00:00", "Z"),
-            "subject": subject,
-            "data": data,
-        }
-    ).encode()
-
-
-def ticket_events(
-    rng: random.Random, policy: Policy, number: int
-) -> list[tuple[datetime, str, dict[str, Any]]]:
-    """One ticket's life in time order: open, answer, updates, maybe a pause or a severity
-    change, resolve and (mostly) close."""
-    severity = rng.choices(_SEVERITIES, _SEVERITY_WEIGHTS)[0]
-    tier = rng.choice(list(Tier))
-    opened = _T0 + _SPREAD * rng.random()
-    target = policy.response_targets[(severity, tier)]
-    # Most answers come within the target; one in seven is late (a breach).
-    late = rng.random() < 0.15
-    answered = opened + target * (rng.uniform(1.05, 3.0) if late else rng.uniform(0.05, 0.95))
-    events = [
-        (opened, "ticket.opened", {"customer_id": f"C-{number % 5000}", "support_tier": tier.value,
-                                   "severity": severity.value}),
-        (answered, "ticket.responded", {"agent_id": f"A-{number % 300}"}),
-    ]  # fmt: skip
-    required = policy.update_frequency.get(severity)
-    every = required or timedelta(hours=12)
-    at = answered
-    for _ in range(rng.randint(0, 3)):
-        # Updates around the required frequency: a share of windows is missed (update_due).
-        at += every * rng.uniform(0.4, 1.3)
-        events.append((at, "ticket.updated", {"agent_id": f"A-{number % 300}"}))
-    if rng.random() < 0.1:
-        pause = answered + (at - answered) * rng.random() + _MINUTE
-        events.append((pause, "ticket.status_changed", {"status": "pending_customer"}))
-        events.append((pause + _HOUR * rng.uniform(0.5, 30), "ticket.status_changed", {"status": "in_progress"}))  # fmt: skip
-    if rng.random() < 0.1:
-        change = opened + (at - opened) * rng.random()
-        other = rng.choice([s for s in Severity if s is not severity])
-        events.append((change, "ticket.severity_changed", {"severity": other.value}))
-    # Resolved within about one update window of the last activity (up to two days if none).
-    wait = every * rng.uniform(0.2, 1.5) if required else _MINUTE * rng.uniform(10, 2 * 24 * 60)
-    resolved = max(t for t, _, _ in events) + wait
-    events.append((resolved, "ticket.resolved", {}))
-    if rng.random() < 0.8:
-        events.append((resolved + _HOUR * rng.uniform(1, 72), "ticket.closed", {}))
-    events.sort(key=lambda event: event[0])  # stable: the opening stays first
-    return events
-
-
 def make_stream(config: Config, policy: Policy) -> list[bytes]:
     """Every ticket's events as CloudEvent bytes, interleaved in global time order."""
-    rng = random.Random(config.seed)
-    stamped: list[tuple[datetime, int, int, bytes]] = []
-    for number in range(config.tickets):
-        subject = f"TCK-{number:08d}"
-        for n, (at, type_, data) in enumerate(ticket_events(rng, policy, number)):
-            stamped.append((at, number, n, _cloudevent(type_, subject, at, data, n)))
-    stamped.sort(key=lambda item: item[:3])
-    return [raw for *_, raw in stamped]
+    return [raw for _, raw in workload.lives(config.tickets, policy, config.seed, "TCK")]
 
 
 # -- the timed passes ---------------------------------------------------------------------------
@@ -217,31 +141,13 @@ def rate(samples: Sequence[Sample]) -> dict[str, object]:
     }
 
 
-def peak_rss_mib() -> float:
-    # Linux reports ru_maxrss in KiB (macOS in bytes; this benchmark targets the Linux host).
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def nproc() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def report(
     config: Config, stream_bytes: int, parses: list[Sample], passes: list[Pass], parsed_rss: float
-) -> dict[str, object]:
+) -> dict[str, Any]:
     last = passes[-1]
     if any(p.outputs != last.outputs for p in passes):
         raise AssertionError("the engine gave different outputs on the same input")
-    return {
-        "benchmark": "engine",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "nproc": nproc(),
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
+    return results.head("engine", "python -m bench.engine", config.argv) | {
         "tickets": config.tickets,
         "events": parses[0].items,
         "input_mib": round(stream_bytes / 2**20, 1),
@@ -255,7 +161,7 @@ def report(
         "outputs": dict(sorted(last.outputs.items())),
         "rejected": last.rejected,
         "states_left": last.states,
-        "peak_rss_mib": round(peak_rss_mib(), 1),
+        "peak_rss_mib": round(machine.own_peak_rss_mib(), 1),
         "peak_rss_after_parse_mib": round(parsed_rss, 1),
     }
 
@@ -309,7 +215,7 @@ def parse(argv: Sequence[str] | None) -> Config:
     args = parser.parse_args(argv)
     if args.tickets < 1 or args.repeat < 1:
         parser.error("--tickets and --repeat must be at least 1")
-    return Config(**vars(args))
+    return Config(**vars(args), argv=argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -322,11 +228,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     # re-scanning a few million long-lived objects, which a streaming shell never holds.
     gc.collect()
     gc.freeze()
-    parsed_rss = peak_rss_mib()
+    parsed_rss = machine.own_peak_rss_mib()
     passes = [one_pass(events, policy) for _ in range(config.repeat)]
     result = report(config, sum(map(len, stream)), parses, passes, parsed_rss)
-    config.out.parent.mkdir(parents=True, exist_ok=True)
-    config.out.write_text(json.dumps(result, indent=2) + "\n")
+    results.write(config.out.parent, config.out.stem, result, table)
     print(table(result))
     if config.profile:
         print()

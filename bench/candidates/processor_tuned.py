@@ -7,7 +7,7 @@ event loop the way faust's `--loop` option does (mode.loop.use, before any loop 
 
 To the BENCH_MARKERS file it writes `BENCH conf-warning ...` for every warning the late conf
 assignment raised and `BENCH effective {...}` with the values the running consumer and producer
-actually use. `"trim_state": true` patches processor.codec.encode_state (see trim_state_bytes).
+actually use.
 With BENCH_TRACEMALLOC set, it traces allocations (slow: diagnostics only).
 """
 
@@ -19,7 +19,6 @@ import os
 import tracemalloc
 import warnings
 from pathlib import Path
-from typing import Any
 
 import mode.loop
 
@@ -28,8 +27,6 @@ if os.environ.get("BENCH_TRACEMALLOC"):
 
 KNOBS: dict[str, object] = json.loads(os.environ.get("BENCH_KNOBS") or "{}")
 _LOOP = KNOBS.pop("loop", None)
-# Not a Faust knob: a bench-only patch of the processor, to measure a proposed fix.
-_TRIM_STATE = bool(KNOBS.pop("trim_state", False))
 if _LOOP:
     mode.loop.use(str(_LOOP))
 
@@ -70,23 +67,7 @@ async def traced_memory() -> None:
         mark(f"tracemalloc {label} {json.dumps(found)}")
 
 
-def trim_state_bytes() -> None:
-    """orjson >= 3.12 returns bytes whose allocation stays at its 4 KiB working buffer (it sets
-    the length without reallocating): a state kept by the memory store costs ~4 KiB, not ~250 B.
-    This patch copies each encoded state into a right-sized bytes object."""
-    import processor.codec as codec
-
-    encode = codec.encode_state
-
-    def encode_state(*args: Any) -> bytes:
-        return bytes(memoryview(encode(*args)))
-
-    codec.encode_state = encode_state  # stream.py calls codec.encode_state through the module
-
-
 def main() -> None:
-    if _TRIM_STATE:
-        trim_state_bytes()
     settings = Settings()
     policy = load_policy(settings.policy_file)
     topology, _ = assemble(settings, policy)

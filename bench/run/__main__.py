@@ -1,0 +1,3 @@
+from bench.run.cli import main
+
+main()

@@ -1,0 +1,3 @@
+from bench.timers.cli import main
+
+main()

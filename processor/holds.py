@@ -127,10 +127,10 @@ class Holds:
         """The partition's held tick, released to the stream if its inputs are applied (the
         stream handles a record of that partition). Forwards still unacknowledged are left to
         the loop."""
-        clock = self.deadlines.partitions.get(partition)
-        barrier = None if clock is None else clock.barrier
-        if clock is None or barrier is None:
+        held = self._held(partition)
+        if held is None:
             return None
+        clock, barrier = held
         applied, fetched = self.positions.applied, self.positions.fetched
         if not barrier.forwards_counted:
             if self._forwarding.get(partition) or not barrier.inputs_read(applied, fetched):
@@ -138,11 +138,21 @@ class Holds:
             barrier.count_forwards(self._forwarded.get(partition, 0))
         if not barrier.ready(applied, fetched):
             return None
-        clock.barrier = None
-        self.metrics.tick_hold.observe(self.monotonic() - barrier.decided_at)
-        self.metrics.ticks_released.labels("record").inc()
+        self._release(clock, barrier, "record", self.monotonic())
         self.deadlines.wake()  # the next tick may be decided
-        return clock, barrier
+        return held
+
+    def _held(self, partition: int) -> tuple[PartitionClock, Barrier] | None:
+        clock = self.deadlines.partitions.get(partition)
+        if clock is None or clock.barrier is None:
+            return None
+        return clock, clock.barrier
+
+    def _release(self, clock: PartitionClock, barrier: Barrier, route: str, at: float) -> None:
+        """The tick leaves the hold: fired by a record of its partition, or sent as a tick."""
+        clock.barrier = None
+        self.metrics.tick_hold.observe(at - barrier.decided_at)
+        self.metrics.ticks_released.labels(route).inc()
 
     async def send_ready(self) -> None:
         """Send each decided tick whose inputs are applied up to the offsets it took, unless a
@@ -154,11 +164,11 @@ class Holds:
         await self._kick_if_stalled()
 
     async def _send_if_ready(self, partition: int) -> None:
-        applied, fetched = self.positions.applied, self.positions.fetched
-        clock = self.deadlines.partitions.get(partition)
-        barrier = None if clock is None else clock.barrier
-        if clock is None or barrier is None:
+        held = self._held(partition)
+        if held is None:
             return  # released meanwhile
+        clock, barrier = held
+        applied, fetched = self.positions.applied, self.positions.fetched
         if not barrier.forwards_counted:
             if not barrier.inputs_read(applied, fetched):
                 self._warn_if_stalled(partition, barrier)
@@ -182,9 +192,7 @@ class Holds:
                 barrier.ready_since = sent_at
             if sent_at - barrier.ready_since < IN_HAND_GRACE_SECONDS:
                 return
-        clock.barrier = None
-        self.metrics.tick_hold.observe(sent_at - barrier.decided_at)
-        self.metrics.ticks_released.labels("topic").inc()
+        self._release(clock, barrier, "topic", sent_at)
         # Before the send: the tick may come back before it returns.
         entry = clock.sent(epoch(barrier.upto), sent_at)
         try:

@@ -44,8 +44,11 @@ from schemas.cloudevents import (
 
 log = logging.getLogger(__name__)
 
-# Deadlines fired per tick; a larger burst continues on the next tick, right away.
-TICK_BATCH = 20_000
+# Deadlines fired per tick; a larger burst continues on the next tick, right away, and the
+# records already fetched run in between. Measured on a 100k burst (bench/timers, 2026-12-02):
+# the drain took as long at 250 as at 20,000 (about 15 s, CPU-bound), while events arriving
+# meanwhile waited p99 0.9 s instead of 9.9 s.
+TICK_BATCH = 250
 
 
 class SlaStream:

@@ -20,7 +20,7 @@ from bench.timers.outputs import timer_outputs
 from bench.timers.traffic import Prober
 from bench.timers.usage import Sampler
 from bench.timers.worker import Worker
-from processor.spawn import stop_process
+from processor.spawn import WorkerProcess, stop_process
 from processor.stream import TICK_BATCH
 
 FIELDS = (
@@ -59,6 +59,7 @@ async def burst_run(
         "spread_s": spread,
         "store": ctx.store,
         "tick_batch": TICK_BATCH,
+        "workers": args.burst_workers,
         "loadavg_before": ctx.load.note("burst"),
     }
     due_prefix, probe_prefix = f"D{worker.run_id}", f"P{worker.run_id}"
@@ -67,11 +68,23 @@ async def burst_run(
         ctx.bootstrap, [worker.breaches, worker.escalations], [due_prefix, probe_prefix]
     )
     prober = Prober(ctx.bootstrap, worker.input, probe_prefix)
-    async with recorded(out, prober.stop, reader.stop, sampler.stop, worker.cleanup):
+    siblings: list[WorkerProcess] = []
+
+    async def stop_siblings() -> None:
+        for child in siblings:
+            child.stop(signal.SIGTERM, 60)
+
+    async with recorded(out, prober.stop, reader.stop, sampler.stop, stop_siblings, worker.cleanup):
         await worker.prepare()
         worker.start()
         sampler.follow(worker.pid)
         out["startup"] = await worker.ready(args.ready_timeout)
+        for n in range(1, args.burst_workers):
+            siblings.append(await worker.sibling(n, args.ready_timeout))
+        if siblings:
+            # The group settles: every member has its share. The drain's `worker_cores` are
+            # the first worker's; the siblings' CPU is in `foreign_cores`.
+            await asyncio.sleep(5.0)
         await reader.start()
         t0 = ctx.plan_t0(count, args.margin)
         loaded = await load_due(

@@ -59,6 +59,12 @@ def parser() -> argparse.ArgumentParser:
     add("--rate", type=int, default=1000, help="ordinary events/s (default 1000)")
     add("--burst", type=int, help="burst deadlines (default 100,000; quick 10,000)")
     add(
+        "--burst-workers",
+        type=int,
+        default=1,
+        help="workers sharing the burst's partitions, one group (default 1)",
+    )
+    add(
         "--recovery-tickets",
         type=int,
         help="tickets in state for recovery (default 1,000,000; quick 10,000)",

@@ -181,7 +181,7 @@ def burst_part(r: dict[str, Any]) -> list[str]:
     lines = [
         "## 2. Burst",
         "",
-        f"Per run: a fresh worker; {p['burst']:,} low-severity tickets (processed as events "
+        f"Per run: a fresh worker{_sharing(r)}; {p['burst']:,} low-severity tickets (processed as events "
         "beforehand) due within the same second [T0, T0 + 1 s), at whole milliseconds "
         f"({p['burst'] // 1000:,} per millisecond over {PARTITIONS} partitions; at one single "
         "instant they never fire: see 2b); a probe producer sends one urgent "
@@ -232,6 +232,16 @@ def profile_lines(prof: dict[str, Any]) -> list[str]:
         "|---|---:|",
         *(f"| `{n}` | {v} |" for n, v in prof.get("inclusive_pct", [])[:20]),
     ]
+
+
+def _sharing(r: dict[str, Any]) -> str:
+    workers = r["burst"]["runs"][0].get("workers", 1) if r["burst"]["runs"] else 1
+    if workers <= 1:
+        return ""
+    return (
+        f" and {workers - 1} more of its group sharing the partitions (worker cores: the "
+        "first's; the others' are in foreign cores)"
+    )
 
 
 def instant_part(x: dict[str, Any]) -> list[str]:

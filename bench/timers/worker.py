@@ -73,6 +73,25 @@ class Worker:
         self.spawned = self.child.start()
         return self.spawned
 
+    async def sibling(self, n: int, timeout: float) -> WorkerProcess:
+        """Spawn another member of this worker's group (its own web port and data dir) and wait
+        until it owns partitions; the group then shares the partitions between them."""
+        env = self.env | {
+            "SLA_WEB_PORT": str(free_port()),
+            "SLA_DATA_DIR": str(self.data_dir / f"sibling-{n}"),
+        }
+        log = self.ctx.work / "logs" / f"{self.prefix}-sibling-{n}.log"
+        child = WorkerProcess(env, log, cwd=REPO)
+        child.start()
+        limit = time.monotonic() + timeout
+        while not (log.exists() and REBUILT in log.read_text(errors="replace")):
+            if child.process is not None and child.process.poll() is not None:
+                raise RuntimeError(f"sibling {n} exited: {tail(log)}")
+            if time.monotonic() > limit:
+                raise RuntimeError(f"sibling {n} owns no partition after {timeout:.0f} s")
+            await asyncio.sleep(0.2)
+        return child
+
     def check_alive(self) -> None:
         assert self.child is not None, "not started"
         assert self.child.process is not None, "not started"

@@ -13,7 +13,7 @@ from typing import Any
 from processor import codec
 from processor.faust_fixes.internals import rocksdb_items
 from processor.instants import epoch, from_micros, micros_to_epoch
-from processor.partitioning import partition_of
+from processor.partitioning import partition_of_key
 from processor.sla import engine
 from processor.sla.engine import Domain
 from processor.sla.policy import Policy
@@ -174,7 +174,7 @@ class States:
             yield from own
             return
         for key, raw in table.items():
-            partition = partition_of(key.decode(errors="replace"), self.topology.partitions)
+            partition = partition_of_key(key, self.topology.partitions)
             if partition in partitions:
                 yield partition, key, raw
 

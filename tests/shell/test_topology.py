@@ -1,10 +1,14 @@
-"""The settings reach the Faust app they configure; table keys route like the subject."""
+"""The settings reach the Faust app they configure; table keys route like the subject, whose
+partition is Kafka's murmur2."""
 
 from __future__ import annotations
 
 import pytest
 from aiokafka.partitioner import murmur2
+from hypothesis import given
+from hypothesis import strategies as st
 
+from processor import partitioning
 from processor.partitioning import partition_of
 from processor.settings import Settings
 from processor.topology import build
@@ -60,7 +64,24 @@ def test_table_keys_route_to_the_subjects_partition(subject: str) -> None:
     topology = build(Settings(store="memory://", topic_partitions=8))
     for table in (topology.tickets, topology.maintenances):
         # table_route passes the URL's text; the stream writes the subject's bytes.
-        for given in (subject, subject.encode()):
-            key = table.changelog_topic.prepare_key(given, None)[0]
+        for text_or_bytes in (subject, subject.encode()):
+            key = table.changelog_topic.prepare_key(text_or_bytes, None)[0]
             assert key == subject.encode()
             assert (murmur2(key) & 0x7FFFFFFF) % 8 == partition_of(subject, 8)
+
+
+@given(st.binary(max_size=300))
+def test_murmur2_is_kafkas(data: bytes) -> None:
+    """The partitioner's hash agrees with aiokafka's (the Java client's) on any bytes."""
+    assert partitioning.murmur2(data) == murmur2(data)
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    # org.apache.kafka.common.utils.UtilsTest#testMurmur2, as signed 32-bit values.
+    [(b"21", -973932308), (b"foobar", -790332482), (b"a-little-bit-long-string", -985981536),
+     (b"a-little-bit-longer-string", -1486304829),
+     (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971), (b"abc", 479470107)],
+)  # fmt: skip
+def test_murmur2_matches_the_java_clients_vectors(key: bytes, expected: int) -> None:
+    assert partitioning.murmur2(key) == expected & 0xFFFFFFFF

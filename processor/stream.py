@@ -45,9 +45,9 @@ from schemas.cloudevents import (
 log = logging.getLogger(__name__)
 
 # Deadlines fired per tick; a larger burst continues on the next tick, right away, and the
-# records already fetched run in between. Measured on a 100k burst (bench/timers, 2026-12-02):
-# the drain took as long at 250 as at 20,000 (about 15 s, CPU-bound), while events arriving
-# meanwhile waited p99 0.9 s instead of 9.9 s.
+# records already fetched run in between. Measured on a 100k burst (bench/timers, 2026-12-02,
+# bench/results/faust-costs-2026-12-02/): events arriving meanwhile waited p99 about 1 s
+# instead of 8-10 s at 20,000, for a drain about 17% longer (more tick round trips).
 TICK_BATCH = 250
 
 

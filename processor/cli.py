@@ -18,6 +18,12 @@ from schemas.outputs import encode
 
 _PROGRESS_EVERY = 100_000
 
+# Exit codes: 0 a clean stop; 1 a crash; 2 invalid settings, policy or arguments; 3 a topic
+# partitioned otherwise than SLA_TOPIC_PARTITIONS (topics.PartitionMismatch); 4 Kafka cannot
+# be reached or refused a request.
+EXIT_USAGE = 2
+EXIT_KAFKA = 4
+
 
 def _instant(text: str) -> datetime:
     try:
@@ -80,22 +86,37 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _kafka_command(command: str) -> int:
     """`worker` or `create-topics`, configured by the `SLA_*` environment variables."""
+    from aiokafka.errors import KafkaError
+
     from processor.settings import ConfigError, from_environment
+    from processor.topics import PartitionMismatch, TopicsError
 
     try:
         settings = from_environment(os.environ)
     except ConfigError as exc:
         sys.stderr.write(f"sla-processor: {exc}\n")
-        return 2
-    if command == "create-topics":
-        from processor.topics import create_topics
+        return EXIT_USAGE
+    try:
+        if command == "create-topics":
+            from processor.topics import create_topics
 
-        names = asyncio.run(create_topics(settings))
-        sys.stdout.write("".join(f"{name}\n" for name in names))
-        return 0
-    from processor import worker
+            names = asyncio.run(create_topics(settings))
+            sys.stdout.write("".join(f"{name}\n" for name in names))
+            return 0
+        from processor import worker
 
-    return worker.run(settings)
+        return worker.run(settings)
+    except ConfigError as exc:
+        sys.stderr.write(f"sla-processor: {exc}\n")
+        return EXIT_USAGE
+    except PartitionMismatch as exc:
+        sys.stderr.write(f"sla-processor: {exc}\n")
+        return PartitionMismatch.EXIT_CODE
+    except (KafkaError, TopicsError) as exc:
+        # aiokafka logs why each bootstrap server failed (refused, TLS, SASL) just before.
+        servers = settings.kafka_bootstrap_servers
+        sys.stderr.write(f"sla-processor: Kafka at {servers}: {exc}\n")
+        return EXIT_KAFKA
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,10 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _kafka_command(args.command)
     except PolicyError as exc:
         sys.stderr.write(f"sla-processor: invalid policy: {exc}\n")
-        return 2
+        return EXIT_USAGE
     except OSError as exc:
         sys.stderr.write(f"sla-processor: {exc}\n")
-        return 2
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

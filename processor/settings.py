@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # How long the producer waits to fill a batch: throughput for latency (outputs, timers).
     producer_linger_seconds: float = Field(default=0.0, ge=0.0, le=1.0)
     commit_interval_seconds: float = Field(default=2.8, gt=0.0, le=60.0)
+    # How often the clients refresh the topics' metadata: how soon a worker sees an input topic
+    # expanded under it, and stops (the clients' default is 5 minutes).
+    metadata_max_age_seconds: float = Field(default=30.0, ge=1.0, le=3600.0)
 
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
@@ -98,6 +101,13 @@ class Settings(BaseSettings):
                 "id; Kafka takes 249 at most"
             )
         return self
+
+    @field_validator("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
+    @classmethod
+    def _file_is_readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
 
     @model_validator(mode="after")
     def _sasl_is_complete(self) -> Settings:

@@ -4,15 +4,44 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Final
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from processor.settings import Settings
-from processor.topology import client_options, topic_names
+from processor.topology import client_options, copartitioned, topic_names
 
 _TOPIC_EXISTS = 36
 _METADATA_WAIT_SECONDS = 10.0
+
+
+class TopicsError(RuntimeError):
+    """The broker would not create or describe the processor's topics."""
+
+
+class PartitionMismatch(RuntimeError):
+    """A topic partitioned like the tables' state has another partition count than
+    SLA_TOPIC_PARTITIONS: the worker must not start (or go on) with it."""
+
+    EXIT_CODE: Final = 3
+
+
+def mismatches(expected: int, counts: Mapping[str, int | None]) -> list[str]:
+    """'<topic> has N partitions' for each topic (None: not there yet) whose count differs."""
+    return [
+        f"{name} has {found} partitions"
+        for name, found in counts.items()
+        if found is not None and found != expected
+    ]
+
+
+def mismatch_error(expected: int, found: list[str]) -> PartitionMismatch:
+    return PartitionMismatch(
+        f"{'; '.join(found)}; SLA_TOPIC_PARTITIONS is {expected}. The tables' state is "
+        "partitioned like the topics the worker reads and their changelogs: each must have "
+        "exactly that many partitions, for life (docs/operations.md, choosing the partition count)"
+    )
 
 
 async def create_topics(settings: Settings) -> list[str]:
@@ -27,17 +56,34 @@ async def create_topics(settings: Settings) -> list[str]:
         response = await admin.create_topics(wanted)
         for name, code, *_ in response.topic_errors:
             if code not in (0, _TOPIC_EXISTS):
-                raise RuntimeError(f"cannot create topic {name}: error code {code}")
-        for topic in await _described(admin, names):
-            found = len(topic["partitions"])
-            if found != settings.topic_partitions:
-                raise RuntimeError(
-                    f"topic {topic['topic']} has {found} partitions, SLA_TOPIC_PARTITIONS is "
-                    f"{settings.topic_partitions}: state must be co-partitioned with its inputs"
-                )
+                raise TopicsError(f"cannot create topic {name}: error code {code}")
+        counts = {t["topic"]: len(t["partitions"]) for t in await _described(admin, names)}
+        found = mismatches(settings.topic_partitions, counts)
+        if found:
+            raise mismatch_error(settings.topic_partitions, found)
         return names
     finally:
         await admin.close()
+
+
+async def check_partitions(settings: Settings) -> None:
+    """Before the worker declares any topic: every co-partitioned topic that exists has
+    SLA_TOPIC_PARTITIONS partitions, or PartitionMismatch. (Faust creates the missing internal
+    topics with the configured count: started once with a wrong one, it would leave them so.)"""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        # Only topics that exist are described: a metadata request naming a missing topic
+        # creates it on a broker with auto.create.topics.enable (with its default count).
+        existing = set(await admin.list_topics())
+        names = [name for name in copartitioned(settings) if name in existing]
+        described = await admin.describe_topics(names) if names else []
+    finally:
+        await admin.close()
+    counts = {t["topic"]: len(t["partitions"]) for t in described if t["partitions"]}
+    found = mismatches(settings.topic_partitions, counts)
+    if found:
+        raise mismatch_error(settings.topic_partitions, found)
 
 
 async def _described(admin: AIOKafkaAdminClient, names: list[str]) -> list[dict[str, Any]]:
@@ -53,5 +99,5 @@ async def _described(admin: AIOKafkaAdminClient, names: list[str]) -> list[dict[
             return topics
         if time.monotonic() > deadline:
             missing = [t["topic"] for t in topics if t["error_code"] or not t["partitions"]]
-            raise RuntimeError(f"topics not visible in the broker's metadata: {missing}")
+            raise TopicsError(f"topics not visible in the broker's metadata: {missing}")
         await asyncio.sleep(0.1)

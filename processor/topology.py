@@ -156,6 +156,8 @@ def build(settings: Settings) -> Topology:
         consumer_group_instance_id=settings.static_member_id,
         broker_commit_interval=settings.commit_interval_seconds,
         producer_linger=settings.producer_linger_seconds,
+        consumer_metadata_max_age_ms=int(settings.metadata_max_age_seconds * 1000),
+        producer_metadata_max_age_ms=int(settings.metadata_max_age_seconds * 1000),
         # Faust would read un-prefixed variables (WEB_BIND, PROCESSING_GUARANTEE, BROKER_URL...)
         # from the environment over these arguments: the SLA_ settings alone configure the app.
         env={},
@@ -179,9 +181,9 @@ def build(settings: Settings) -> Topology:
         ticks=ticks,
         outputs={kind: _raw_topic(app, name) for kind, name in outputs.items()},
         dead_letters={name: _raw_topic(app, f"{name}.dlq") for name in inputs},
-        tickets=_table(app, "tickets", settings),
-        maintenances=_table(app, "maintenances", settings),
-        watermarks=_table(app, "watermarks", settings),
+        tickets=_table(app, TABLES[0], settings),
+        maintenances=_table(app, TABLES[1], settings),
+        watermarks=_table(app, TABLES[2], settings),
     )
 
 
@@ -202,6 +204,22 @@ def client_options(settings: Settings) -> dict[str, Any]:
     elif isinstance(found, faust.SSLCredentials):
         options["ssl_context"] = found.context
     return options
+
+
+TABLES = ("tickets", "maintenances", "watermarks")
+
+
+def copartitioned(settings: Settings) -> list[str]:
+    """The topics partitioned like the tables' state: those the agent reads and the tables'
+    changelogs. Each must have exactly SLA_TOPIC_PARTITIONS partitions, for life."""
+    app_id = settings.app_id
+    return [
+        settings.topic_tickets,
+        settings.topic_maintenance,
+        f"{app_id}-rekeyed",
+        f"{app_id}-ticks",
+        *(f"{app_id}-{table}-changelog" for table in TABLES),
+    ]
 
 
 def topic_names(settings: Settings) -> list[str]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import logging.config
+import socket
+import tempfile
 import time
 from collections.abc import AsyncIterable, Callable
 from datetime import UTC, datetime
@@ -18,11 +22,12 @@ from processor.faust_fixes.internals import committed_offset
 from processor.local_state import discard_unsafe_local_state, mark_clean_stop
 from processor.logs import logging_config
 from processor.metrics import Gauges, Metrics
-from processor.settings import Settings
+from processor.settings import ConfigError, Settings
 from processor.sla.policy import Policy, load_policy
 from processor.stream import SlaStream
 from processor.timers import tick_loop
-from processor.topology import Topology, build
+from processor.topics import PartitionMismatch, check_partitions, mismatch_error, mismatches
+from processor.topology import Topology, build, copartitioned
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +91,22 @@ def assemble(
 
     topology.tickets.on_recover(on_recover)
 
+    async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+        # Before the records of the new assignment flow (Faust resumes them after recovery).
+        # An input topic expanded while the worker runs shows here: the consumer's metadata
+        # changed, and that made it rejoin. Raising crashes the app: it stops, committing only
+        # what it processed before.
+        expected = settings.topic_partitions
+        counts = {name: app.consumer.topic_partitions(name) for name in copartitioned(settings)}
+        found = mismatches(expected, counts)
+        if found:
+            log.critical(
+                "partition counts differ: stopping", extra={"topics": found, "expected": expected}
+            )
+            raise mismatch_error(expected, found)
+
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]  # as on_revoked
+
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         stream.release({tp.partition for tp in revoked if tp.topic == ticks_topic})
 
@@ -130,11 +151,46 @@ def _lag(app: faust.App) -> dict[tuple[str, int], int]:
     return lag
 
 
+def check_environment(settings: Settings) -> None:
+    """What the settings name must be usable: the data directory writable, the web port free.
+    ConfigError naming the variable otherwise (Faust would fail later, with a traceback)."""
+    try:
+        # Faust creates only the last level of its data directory (the default is var/...).
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=settings.data_dir):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"SLA_DATA_DIR {settings.data_dir} is not a writable directory: "
+                          f"{exc.strerror or exc}") from None  # fmt: skip
+    try:
+        addresses = socket.getaddrinfo(
+            settings.web_host, settings.web_port, type=socket.SOCK_STREAM
+        )
+    except OSError as exc:
+        raise ConfigError(f"SLA_WEB_HOST {settings.web_host!r} does not resolve: {exc}") from None
+    family, kind, proto, _, address = addresses[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(
+                f"SLA_WEB_PORT {settings.web_port} on {settings.web_host}: {exc.strerror or exc}"
+            ) from None
+
+
 def run(settings: Settings) -> int:
     """Run a worker until it stops; the exit code."""
     policy = load_policy(settings.policy_file)
-    # Faust creates only the last level of its data directory (the default is var/...).
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    check_environment(settings)
+    logging.config.dictConfig(logging_config(settings.log_level))
+    try:
+        # Before Faust declares a topic: started once with a wrong count, it would create the
+        # missing internal topics with it.
+        asyncio.run(check_partitions(settings))
+    except PartitionMismatch as exc:
+        log.critical("partition counts differ: not starting", extra={"error": str(exc)})
+        return PartitionMismatch.EXIT_CODE
     topology, _ = assemble(settings, policy)
     discarded = discard_unsafe_local_state(settings, Path(topology.app.conf.tabledir))
     worker = faust.Worker(
@@ -148,6 +204,8 @@ def run(settings: Settings) -> int:
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
+        if isinstance(topology.app.crash_reason, PartitionMismatch):
+            raise SystemExit(PartitionMismatch.EXIT_CODE) from None
         # Only a clean at-least-once stop leaves local tables that Kafka backs (local_state).
         if exc.code in (0, None):
             mark_clean_stop(settings)

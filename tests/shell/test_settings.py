@@ -1,8 +1,8 @@
 """A misconfigured `sla-processor` stops at start-up with exit code 2 and names what is wrong.
 
 Each case runs the installed console script in a subprocess with a scrubbed environment and no
-broker (127.0.0.1:1): a worker that got past its checks would hang trying to connect, and the
-test would fail on the timeout.
+broker (127.0.0.1:1): a worker that got past its checks would end with exit code 4 (Kafka cannot
+be reached), never 2.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -120,25 +119,54 @@ def test_missing_policy_file_stops_the_worker(tmp_path: Path) -> None:
 
 
 def test_a_nested_data_dir_is_created(tmp_path: Path) -> None:
-    """Faust makes only the last level of its data dir: the worker makes the rest first."""
+    """Faust makes only the last level of its data dir: the worker makes the rest first (before
+    it finds no broker, and ends with exit code 4)."""
     data = tmp_path / "not" / "yet" / "there"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = str(sock.getsockname()[1])
-    env = {**NO_BROKER, "SLA_DATA_DIR": str(data), "SLA_STORE": "memory://", "SLA_WEB_PORT": port}
-    scrubbed = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}
-    log = (tmp_path / "worker.log").open("w")
-    worker = subprocess.Popen(
-        [str(SCRIPT), "worker"], env={**scrubbed, **env}, cwd=tmp_path, stdout=log, stderr=log
+    done = sla_processor({"SLA_DATA_DIR": str(data), "SLA_STORE": "memory://"}, tmp_path)
+    assert done.returncode == 4, done.stderr
+    assert data.is_dir()
+
+
+def test_a_missing_tls_file_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "ca.pem"
+    env = {"SLA_KAFKA_SECURITY_PROTOCOL": "SSL", "SLA_KAFKA_SSL_CAFILE": str(missing)}
+    done = sla_processor(env, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert f"SLA_KAFKA_SSL_CAFILE: Value error, no such file: {missing}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_data_dir_that_cannot_be_written_is_named(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    done = sla_processor({"SLA_DATA_DIR": str(blocker / "data")}, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert f"SLA_DATA_DIR {blocker / 'data'} is not a writable directory" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_web_port_in_use_is_named(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"SLA_WEB_HOST": "127.0.0.1", "SLA_WEB_PORT": str(port),
+               "SLA_DATA_DIR": str(tmp_path / "data")}  # fmt: skip
+        done = sla_processor(env, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert f"SLA_WEB_PORT {port} on 127.0.0.1: Address already in use" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["worker", "create-topics"])
+@pytest.mark.parametrize("servers", ["127.0.0.1:1", "no-such-host.invalid:9092"])
+def test_an_unreachable_broker_ends_in_one_line_and_exit_code_4(
+    tmp_path: Path, command: str, servers: str
+) -> None:
+    env = {"SLA_KAFKA_BOOTSTRAP_SERVERS": servers, "SLA_DATA_DIR": str(tmp_path / "data")}
+    done = sla_processor(env, tmp_path, command)
+    assert (done.returncode, done.stdout) == (4, ""), done.stderr
+    assert f"sla-processor: Kafka at {servers}: KafkaConnectionError: Unable to bootstrap" in (
+        done.stderr
     )
-    try:
-        deadline = time.monotonic() + 20
-        while not data.is_dir() and worker.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(1.0)
-        assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-2000:]
-        assert data.is_dir()
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
-        log.close()
+    assert "Traceback" not in done.stderr

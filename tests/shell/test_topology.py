@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from processor import partitioning
 from processor.partitioning import partition_of
 from processor.settings import Settings
-from processor.topology import build
+from processor.topics import mismatch_error, mismatches
+from processor.topology import build, copartitioned
 
 
 def test_timeouts_and_batching_come_from_the_settings() -> None:
@@ -85,3 +86,24 @@ def test_murmur2_is_kafkas(data: bytes) -> None:
 )  # fmt: skip
 def test_murmur2_matches_the_java_clients_vectors(key: bytes, expected: int) -> None:
     assert partitioning.murmur2(key) == expected & 0xFFFFFFFF
+
+
+def test_the_copartitioned_topics_are_the_agents_sources_and_the_changelogs() -> None:
+    settings = Settings(store="memory://", app_id="a", topic_tickets="t", topic_maintenance="m")
+    topology = build(settings)
+    changelogs = [
+        table.changelog_topic.get_topic_name()
+        for table in (topology.tickets, topology.maintenances, topology.watermarks)
+    ]
+    assert copartitioned(settings) == [*topology.source.topics, *changelogs]
+
+
+def test_a_mismatch_names_each_topic_and_ignores_missing_ones() -> None:
+    counts = {"t": 8, "m": 4, "a-ticks": None, "a-rekeyed": 9}
+    found = mismatches(8, counts)
+    assert found == ["m has 4 partitions", "a-rekeyed has 9 partitions"]
+    message = str(mismatch_error(8, found))
+    assert message.startswith(
+        "m has 4 partitions; a-rekeyed has 9 partitions; SLA_TOPIC_PARTITIONS is 8."
+    )
+    assert mismatches(8, {"t": 8, "m": None}) == []

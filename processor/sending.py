@@ -8,11 +8,14 @@ transactions: they must be visible at once, and carry no state.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from processor.instants import from_micros, micros
 from processor.metrics import Metrics
@@ -23,6 +26,10 @@ from schemas.outputs import HEADERS, encode
 log = logging.getLogger(__name__)
 
 _ORIGIN = ("sla-origin-topic", "sla-origin-partition", "sla-origin-offset")
+
+# A dead letter that does not fit in one producer request keeps its key's first KEY_KEPT bytes
+# (when the key is longer) and as much of its value as fits.
+KEY_KEPT = 1024
 
 Ack = Awaitable[Any]
 
@@ -115,7 +122,9 @@ class Sender:
         dlq = self.topology.dead_letters[origin.topic].get_topic_name()
         if raw is None and origin.key is None:
             raw = b""  # aiokafka cannot send a record with neither key nor value
-        await self._send(dlq, origin.key, raw, headers, partition)
+        limit = self.topology.app.conf.producer_max_request_size
+        key, raw, headers = fit(origin.key, raw, headers, limit)
+        await self._send(dlq, key, raw, headers, partition)
 
     async def tick(self, partition: int, upto: datetime, token: str) -> None:
         """A tick record to the partition's ticks partition, outside any transaction."""
@@ -160,6 +169,40 @@ class Sender:
             m.notices.labels(output.type).inc()
         if timer:
             m.timer_lateness.observe(max((now - output.time).total_seconds(), 0.0))
+
+
+def record_size(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> int:
+    """What the producer counts against its max_request_size for one record."""
+    size: int = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
+    return size
+
+
+def fit(
+    key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]], limit: int
+) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """A record that fits in `limit` bytes: the same record if it does; else its key cut to
+    KEY_KEPT bytes if longer, its value cut to what fits, and headers that say so.
+
+    A record the producer refused would be lost: committed past, never dead-lettered. The cut
+    one names what was cut, the original sizes and the value's SHA-256; the origin headers say
+    where the whole record stays, for the topic's retention.
+    """
+    if record_size(key, value, headers) <= limit:
+        return key, value, headers
+    cut_key = key is not None and len(key) > KEY_KEPT
+    kept_key = key[:KEY_KEPT] if cut_key and key is not None else key
+    original = value or b""
+    marks = [
+        ("sla-original-key-bytes", str(len(key or b"")).encode()),
+        ("sla-original-value-bytes", str(len(original)).encode()),
+        ("sla-original-value-sha256", hashlib.sha256(original).hexdigest().encode()),
+    ]
+    room = limit - record_size(kept_key, b"", [*headers, *marks, ("sla-truncated", b"key,value")])
+    kept_value = original[: max(room - 8, 0)]  # 8: the value length's varint grows
+    cut = [name for name, was in (("key", cut_key), ("value", len(kept_value) < len(original)))
+           if was]  # fmt: skip
+    truncated = [*headers, ("sla-truncated", ",".join(cut).encode()), *marks]
+    return kept_key, kept_value if value is not None else None, truncated
 
 
 def encode_tick(upto: datetime, token: str) -> bytes:

@@ -4,6 +4,7 @@ origin headers; the counts show on /metrics; good events around it are all appli
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from aiokafka import AIOKafkaProducer
 
 from processor.partitioning import partition_of
 
@@ -242,3 +244,64 @@ def test_bad_input_is_dead_lettered_and_good_input_applied(
     subjects = {orjson.loads(r.value)["subject"] for r in outputs}
     assert {c.subject for c in sentinels(base)} <= subjects
     assert subjects <= {_subject(c.value) for c in good}
+
+
+async def _produce_compressed(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> None:
+    """gzip batches, one record each: far over a megabyte of value, a few kilobytes on the wire."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", compression_type="gzip",
+                                max_request_size=2**26, max_batch_size=2**26)  # fmt: skip
+    await producer.start()
+    try:
+        for topic, key, value in records:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+def test_records_over_a_megabyte_reach_the_dead_letter_topic_cut_to_fit(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    worker = Worker(kafka_bootstrap, tmp_path / "worker")
+    worker.create_topics()
+    worker.start()
+    base = datetime.now(UTC)
+    tickets = worker.settings.topic_tickets
+    huge = {
+        "2 MB value": (b"H-2MB", b'{"pad":"' + b"a" * 2_000_000 + b'"}'),
+        "20 MB value": (b"H-20MB", b'{"pad":"' + b"b" * 20_000_000 + b'"}'),
+        "2 MB key": (b"K" * 2_000_000, b'{"pad":"' + b"c" * 70_000 + b'"}'),
+    }
+    before = opened(base, "h-before", "H-BEFORE", 0, severity="urgent")
+    after = opened(base, "h-after", "H-AFTER", 1, severity="urgent")
+    both = {"H-BEFORE", "H-AFTER"}
+    try:
+        records = [(tickets, b"H-BEFORE", before), *((tickets, k, v) for k, v in huge.values()),
+                   (tickets, b"H-AFTER", after)]  # fmt: skip
+        asyncio.run(_produce_compressed(kafka_bootstrap, records))
+        dead = asyncio.run(consume(kafka_bootstrap, [f"{tickets}.dlq"], seconds=30, expect=3))
+        outputs = asyncio.run(consume(
+            kafka_bootstrap, worker.outputs, seconds=20,
+            done=lambda got: both <= {orjson.loads(r.value)["subject"] for r in got},
+        ))  # fmt: skip
+        metrics = worker.metrics()
+    finally:
+        worker.stop()
+    assert "record failed" not in worker.log.read_text()
+    assert len(dead) == 3, worker.tail()
+    by_size = {int(dict(r.headers)["sla-original-value-bytes"]): r for r in dead}
+    for name, (key, value) in huge.items():
+        record = by_size[len(value)]
+        headers = dict(record.headers)
+        assert headers["sla-error-reason"] == b"too_large", name
+        value_cut = len(value) > 1_000_000
+        assert value.startswith(record.value), name
+        assert len(record.value) > 900_000 if value_cut else record.value == value, name
+        assert key.startswith(record.key), name
+        cut = [part for part, was in (("key", len(key) > 1024), ("value", value_cut)) if was]
+        assert headers["sla-truncated"] == ",".join(cut).encode(), name
+        assert headers["sla-original-key-bytes"] == str(len(key)).encode(), name
+        assert headers["sla-original-value-sha256"] == hashlib.sha256(value).hexdigest().encode()
+    rejected = samples(metrics, "sla_events_rejected_total", "topic", "reason")
+    assert rejected == {(tickets, "too_large"): 3.0}
+    # The events on either side were applied: the urgent tickets' first escalations went out.
+    assert both <= {orjson.loads(r.value)["subject"] for r in outputs}

@@ -143,6 +143,13 @@ def build(settings: Settings) -> Topology:
         web_bind=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
+        # Only the project's views are served (processor.web): Faust's table view would answer
+        # any table key with the raw stored state, its router view lists the topology.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         autodiscover=False,

@@ -17,6 +17,8 @@ from processor.sla.ticket import Ticket
 from processor.topology import Topology
 from schemas.outputs import iso_duration, rfc3339
 
+_FAUST_INDEX = "faust.web.apps.production_index:blueprint"
+
 
 def _instant(moment: datetime | None) -> str | None:
     return None if moment is None else rfc3339(moment)
@@ -69,6 +71,10 @@ def install(
 ) -> None:
     """Register /metrics, /tickets/{id} and /maintenance/{id} on the Faust web server."""
     app = topology.app
+    # With its statistics off Faust serves a static {"status": "OK"} at "/" instead; it is not
+    # a health check (it answers while nothing works): not served either.
+    served = app.web.blueprints._enabled
+    served[:] = [(prefix, bp) for prefix, bp in served if bp != _FAUST_INDEX]
 
     def current(raw: bytes) -> engine.State | None:
         # Show the state as of now: deadlines fired by ticks are not written back per ticket.

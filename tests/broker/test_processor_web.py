@@ -32,6 +32,11 @@ METRIC_NAMES = (
 )
 
 
+# Faust's own views: the raw stored state of any table key, the topology, statistics.
+FAUST_VIEWS = ("/", "/router/", "/router/unknown/", "/table/tickets/W-URGENT/", "/graph/",
+               "/stats/", "/performance/")  # fmt: skip
+
+
 def opened(base: datetime, subject: str, seconds: float, **data: Any) -> bytes:
     fields = {"customer_id": "CUST-" + subject, **data}
     return event(subject + "-1", "ticket.opened", at(base, seconds), subject, fields)
@@ -104,6 +109,7 @@ def test_views_metrics_and_binding(kafka_bootstrap: str, tmp_path: Path) -> None
         maintenance = worker.get("/maintenance/M-WEB")
         missing = [worker.get("/tickets/NOPE"), worker.get("/maintenance/NOPE")]
         status, scrape = worker.get("/metrics")
+        faust_views = {path: worker.get(path)[0] for path in FAUST_VIEWS}
         listening = _listening(int(worker.env["SLA_WEB_PORT"]), int(decoys["WEB_PORT"]))
     finally:
         worker.stop()
@@ -138,6 +144,7 @@ def test_views_metrics_and_binding(kafka_bootstrap: str, tmp_path: Path) -> None
         "next_reminder": instant(180), "next_reminder_offset": "PT2M",
     }  # fmt: skip
     assert [code for code, _ in missing] == [404, 404]
+    assert faust_views == dict.fromkeys(FAUST_VIEWS, 404)
 
     assert status == 200
     text = scrape.decode()

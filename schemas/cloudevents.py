@@ -6,8 +6,9 @@ Errors:
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -58,7 +59,12 @@ def _to_utc(value: datetime) -> datetime:
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-Text = Annotated[str, Field(min_length=1, max_length=256)]
+# Identifiers and short texts carry no control characters (C0, DEL, C1) nor line separators:
+# a NUL or a newline in an id means two things to two consumers, and forges log lines.
+_NO_CONTROLS: Final = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$"
+# Free text may have tabs and line breaks, no other control character.
+_TEXT: Final = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+Text = Annotated[str, Field(min_length=1, max_length=256, pattern=_NO_CONTROLS)]
 _MODEL = ConfigDict(strict=True, frozen=True, extra="ignore")
 
 
@@ -88,7 +94,7 @@ class AgentData(_Data):
 
 
 class StatusData(_Data):
-    status: Annotated[str, Field(min_length=1, max_length=64)]
+    status: Annotated[str, Field(min_length=1, max_length=64, pattern=_NO_CONTROLS)]
 
 
 class WindowData(_Data):
@@ -104,7 +110,7 @@ class WindowData(_Data):
 
 class ScheduledData(WindowData):
     kind: Literal["planned", "emergency"]
-    summary: Annotated[str, Field(max_length=4096)]
+    summary: Annotated[str, Field(max_length=4096, pattern=_TEXT)]
     services: tuple[Text, ...] = ()
     customers: tuple[Text, ...] = ()
 
@@ -114,7 +120,7 @@ class _Envelope(BaseModel):
 
     specversion: Literal["1.0"]
     id: Text
-    source: Annotated[str, Field(min_length=1, max_length=512)]
+    source: Annotated[str, Field(min_length=1, max_length=512, pattern=_NO_CONTROLS)]
     time: UtcDatetime
     subject: Text
 
@@ -194,6 +200,14 @@ MAINTENANCE_TYPES: Final = frozenset(
     m.model_fields["type"].annotation.__args__[0] for m in MaintenanceEvent.__args__
 )
 
+# The member names of the contract: named in an error; any other may be payload.
+_NAMES: Final = frozenset(
+    name
+    for model in (_Envelope, TicketOpened, OpenedData, SeverityData, AgentData, StatusData,
+                  ScheduledData)
+    for name in model.model_fields
+)  # fmt: skip
+
 _INPUT: Final[TypeAdapter[InputEvent]] = TypeAdapter(
     Annotated[InputEvent, Field(discriminator="type")]
 )
@@ -205,9 +219,44 @@ def parse_event(raw: bytes, max_bytes: int = MAX_EVENT_BYTES) -> InputEvent:
     if len(raw) > max_bytes:
         raise InvalidEvent("too_large", f"event is {len(raw)} bytes, the limit is {max_bytes}")
     try:
-        return _INPUT.validate_json(raw)
+        event = _INPUT.validate_json(raw)
     except _ValidationError as exc:
         raise _classify(exc) from None
+    _check_i_json(raw)
+    return event
+
+
+class _NotIJson(ValueError):
+    pass
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members = dict(pairs)
+    if len(members) < len(pairs):
+        seen: set[str] = set()
+        twice = next(name for name, _ in pairs if name in seen or seen.add(name))  # type: ignore[func-returns-value]
+        raise _NotIJson(f"duplicate member name {twice!r}" if twice in _NAMES else
+                        "a duplicate member name")  # fmt: skip
+    return members
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotIJson(f"{name} is not a JSON number")
+
+
+# The parser above takes the last of duplicate member names and the NaN and Infinity of
+# JavaScript: the same bytes would then mean one thing here and another to a stricter
+# consumer. Events must be I-JSON (RFC 7493): unique names, numbers only.
+_STRICT: Final = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_no_constant)
+
+
+def _check_i_json(raw: bytes) -> None:
+    try:
+        _STRICT.decode(raw.decode())
+    except _NotIJson as exc:
+        raise InvalidEvent("malformed_json", f"not I-JSON (RFC 7493): {exc}") from None
+    except (ValueError, RecursionError) as exc:  # what the first parser took, this one did not
+        raise InvalidEvent("malformed_json", f"not valid JSON: {exc}") from None
 
 
 def _classify(exc: _ValidationError) -> InvalidEvent:
@@ -221,4 +270,6 @@ def _classify(exc: _ValidationError) -> InvalidEvent:
     if kind in _UNKNOWN_TYPE:
         return InvalidEvent("unknown_type", "missing or unknown event type")
     reason = "invalid_data" if len(loc) > 1 and loc[1] == "data" else "invalid_envelope"
+    if kind == "string_pattern_mismatch":  # the only patterns are _NO_CONTROLS and _TEXT
+        return InvalidEvent(reason, f"{where}: a control character or line separator")
     return InvalidEvent(reason, f"{where}: {first['msg']}")

@@ -115,6 +115,9 @@ def cases(base: datetime) -> list[Case]:
         Case("setup: cancelled", m, event("k3", "maintenance.cancelled", at(base, 2), "M-GOOD"), subject="M-GOOD"),
         Case("after cancel", m, event("k4", "maintenance.rescheduled", at(base, 3), "M-GOOD", window(base, 990, 999)), "maintenance_cancelled", subject="M-GOOD"),
         Case("tombstone", t, None, "malformed_json"),
+        Case("duplicate subject", t, opened(base, "d1", "T-DUP-A", 0, severity="urgent")[:-1] + b',"subject":"T-DUP-B"}', "malformed_json"),
+        Case("NaN in an extra field", t, envelope(base, id="nan-1")[:-1] + b',"x":NaN}', "malformed_json"),
+        Case("NUL in subject", t, envelope(base, id="nul-1", subject="T-\u0000-1"), "invalid_envelope"),
     ]  # fmt: skip
 
 

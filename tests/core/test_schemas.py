@@ -360,3 +360,52 @@ def test_error_message_never_contains_payload_values(raw: bytes) -> None:
 def test_valid_event_with_secret_customer_is_accepted() -> None:
     event = parse_event(to_bytes(_opened(customer_id=SECRET)))
     assert event.data.customer_id == SECRET  # type: ignore[union-attr]
+
+
+# -- I-JSON (RFC 7493) and control characters ------------------------------------------------
+
+STRICT_REJECTED: list[tuple[str, bytes, str, str]] = [
+    ("duplicate-subject", _with()[:-1] + b',"subject":"T-2"}', "malformed_json",
+     "duplicate member name 'subject'"),
+    ("duplicate-data", _data("ticket.status_changed", {"status": "open"})[:-1]
+     + b',"data":{"status":"closed"}}', "malformed_json", "duplicate member name 'data'"),
+    ("duplicate-in-data", to_bytes(_opened(severity="high")).replace(b'"severity"', b'"severity":"low","severity"'),
+     "malformed_json", "duplicate member name 'severity'"),
+    ("duplicate-unknown-name", _with()[:-1] + b',"x":{"' + SECRET.encode() + b'":1,"'
+     + SECRET.encode() + b'":2}}', "malformed_json", "a duplicate member name"),
+    ("nan", _with()[:-1] + b',"x":NaN}', "malformed_json", "NaN is not a JSON number"),
+    ("infinity", _with()[:-1] + b',"x":[Infinity]}', "malformed_json", "Infinity is not"),
+    ("minus-infinity", _with()[:-1] + b',"x":-Infinity}', "malformed_json", "-Infinity is not"),
+    ("nul-in-subject", _with(subject="T\u00001"), "invalid_envelope", "subject: a control"),
+    ("newline-in-id", _with(id="e\n1"), "invalid_envelope", "id: a control"),
+    ("del-in-source", _with(source="s\u007f"), "invalid_envelope", "source: a control"),
+    ("c1-in-subject", _with(subject="T\u0085"), "invalid_envelope", "subject: a control"),
+    ("line-separator-in-subject", _with(subject="T\u2028X"), "invalid_envelope", "subject: a"),
+    ("tab-in-customer", to_bytes(_opened(customer_id="c\t1")), "invalid_data",
+     "data.customer_id: a control"),
+    ("nul-in-summary", _data("maintenance.scheduled", {"kind": "planned", **WINDOW,
+                                                       "summary": "a\u0000b"}),
+     "invalid_data", "data.summary: a control"),
+    ("escape-in-status", _data("ticket.status_changed", {"status": "\u001b[31m"}),
+     "invalid_data", "data.status: a control"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason", "message"),
+    [r[1:] for r in STRICT_REJECTED],
+    ids=[r[0] for r in STRICT_REJECTED],
+)
+def test_rejects_what_means_two_things_to_two_consumers(
+    raw: bytes, reason: str, message: str
+) -> None:
+    with pytest.raises(InvalidEvent) as info:
+        parse_event(raw)
+    assert (info.value.reason, SECRET[:8] in str(info.value)) == (reason, False)
+    assert message in str(info.value)
+
+
+def test_free_text_keeps_line_breaks_and_ids_keep_any_letter() -> None:
+    data = {"kind": "planned", **WINDOW, "summary": "line one\n\tline two\r\n"}
+    assert parse_event(_data("maintenance.scheduled", data)).data.summary == data["summary"]
+    assert parse_event(_with(subject="T-ÉTÉ-東京-1")).subject == "T-ÉTÉ-東京-1"

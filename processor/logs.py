@@ -31,11 +31,14 @@ def logging_config(level: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "processor.logs.JsonFormatter"}},
+        # A broker outage: a line when it starts, one a minute, one when it ends (outages.py).
+        "filters": {"outages": {"()": "processor.outages.installed"}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "json",
                 "stream": "ext://sys.stderr",
+                "filters": ["outages"],
             }
         },
         "root": {"handlers": ["stderr"], "level": level},

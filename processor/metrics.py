@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 # Timer lateness is emitted-minus-due: most firings land within tens of milliseconds.
@@ -26,6 +26,8 @@ class Gauges:
     consumer_lag: Callable[[], Mapping[tuple[str, int], int]]
     held_partitions: Callable[[], int]
     oldest_hold: Callable[[], float]
+    kafka_connection_errors: Callable[[], int]
+    kafka_unreachable: Callable[[], float]
 
 
 class _ScrapeTimeCollector(Collector):
@@ -62,6 +64,16 @@ class _ScrapeTimeCollector(Collector):
             "sla_deadline_hold_seconds",
             "How long the longest-waiting decided tick has waited for its inputs (0: none waits).",
             value=self._gauges.oldest_hold(),
+        )
+        yield CounterMetricFamily(
+            "sla_kafka_connection_errors",
+            "Errors of the Kafka client reaching a broker (logged once per outage, not each).",
+            value=self._gauges.kafka_connection_errors(),
+        )
+        yield GaugeMetricFamily(
+            "sla_kafka_unreachable_seconds",
+            "How long the brokers have been unreachable (0: reachable, or no error for 10 s).",
+            value=self._gauges.kafka_unreachable(),
         )
 
 

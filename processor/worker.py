@@ -22,6 +22,7 @@ from processor.faust_fixes.internals import committed_offset
 from processor.local_state import discard_unsafe_local_state, mark_clean_stop
 from processor.logs import logging_config
 from processor.metrics import Gauges, Metrics
+from processor.outages import OUTAGES
 from processor.settings import ConfigError, Settings
 from processor.sla.policy import Policy, load_policy
 from processor.stream import SlaStream
@@ -131,8 +132,16 @@ def assemble(
             consumer_lag=lambda: _lag(app),
             held_partitions=lambda: len(stream.deadlines.held()),
             oldest_hold=lambda: stream.deadlines.oldest_hold(time.monotonic()),
+            kafka_connection_errors=lambda: OUTAGES.errors,
+            kafka_unreachable=OUTAGES.unreachable_seconds,
         )
     )
+
+    async def outage_ended() -> None:
+        OUTAGES.check()
+
+    app.timer(2.0)(outage_ended)
+
     web.install(topology, policy, metrics.registry, clock)
     return topology, stream
 

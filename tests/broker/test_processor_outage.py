@@ -1,0 +1,84 @@
+"""A broker outage under a running worker: a few log lines, not one per client retry (about 60 a
+second before), a metric of the errors, and the worker goes on by itself when the broker is back.
+
+The broker here is the test's own (stopped and started again), not the session's."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+from .helpers import REPO_ROOT, free_port_pair, kafka_sh
+from .worker_harness import Worker, at, consume, event, produce
+
+OUTAGE_SECONDS = 20
+
+
+@pytest.fixture
+def own_broker(kafka_version: str | None) -> Iterator[tuple[str, list[str]]]:
+    port = free_port_pair()
+    data_dir = REPO_ROOT / "var" / f"kafka-outage-{port}"
+    args = ["--port", str(port), "--dir", str(data_dir)]
+    args += ["--version", kafka_version] if kafka_version else []
+    started = kafka_sh("start", *args, timeout=900)
+    assert started.returncode == 0, started.stdout + started.stderr
+    yield f"127.0.0.1:{port}", args
+    kafka_sh("stop", *args, timeout=120)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _urgent(base: datetime, subject: str) -> bytes:
+    data = {"customer_id": "c", "support_tier": "premium", "severity": "urgent"}
+    return event(f"{subject}-1", "ticket.opened", at(base, 0), subject, data)
+
+
+def test_an_outage_is_a_few_lines_and_a_metric(
+    own_broker: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    bootstrap, args = own_broker
+    worker = Worker(bootstrap, tmp_path / "worker")
+    worker.create_topics()
+    worker.start()
+    tickets = worker.settings.topic_tickets
+    try:
+        asyncio.run(produce(bootstrap, [(tickets, b"O-1", _urgent(datetime.now(UTC), "O-1"))]))
+        assert asyncio.run(consume(bootstrap, worker.outputs, seconds=20, expect=1))
+        mark = len(worker.log.read_text().splitlines())
+        stopped = kafka_sh("stop", *args, timeout=120)
+        assert stopped.returncode == 0, stopped.stderr
+        time.sleep(OUTAGE_SECONDS)
+        during = worker.metrics()
+        started = kafka_sh("start", *args, timeout=300)
+        assert started.returncode == 0, started.stderr
+        # The worker reconnects by itself and goes on: a ticket opened after the outage.
+        asyncio.run(produce(bootstrap, [(tickets, b"O-2", _urgent(datetime.now(UTC), "O-2"))]))
+        outputs = asyncio.run(consume(
+            bootstrap, worker.outputs, seconds=60,
+            done=lambda got: any(r.key == b"O-2" for r in got),
+        ))  # fmt: skip
+        time.sleep(12)  # quiet for 10 s: the end of the outage is logged
+        after = worker.metrics()
+    finally:
+        worker.stop()
+    assert any(r.key == b"O-2" for r in outputs), worker.tail()
+    lines = [orjson.loads(line) for line in worker.log.read_text().splitlines()[mark:]]
+    messages = Counter(line["msg"] for line in lines if line["level"] in ("WARNING", "ERROR"))
+    # Before: about 60 ERROR lines a second from the client, 1,200 in this outage.
+    assert messages["broker unreachable"] == 1, messages
+    assert sum(messages.values()) <= 12, messages
+    ended = [line for line in lines if line["msg"] == "broker reachable again"]
+    assert len(ended) == 1, messages
+    assert ended[0]["seconds"] >= OUTAGE_SECONDS - 2
+    errors = ("sla_kafka_connection_errors_total", frozenset())
+    unreachable = ("sla_kafka_unreachable_seconds", frozenset())
+    assert during[errors] >= OUTAGE_SECONDS  # more than one a second while down
+    assert during[unreachable] >= OUTAGE_SECONDS - 2
+    assert after[unreachable] == 0.0

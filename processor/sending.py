@@ -20,7 +20,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from processor.instants import from_micros, micros
 from processor.metrics import Metrics
 from processor.sla.outputs import Breach, Escalation, MaintenanceNotice, Output, UpdateDue
-from processor.topology import Wiring
+from processor.topology import MAX_REQUEST_SIZE, Wiring
 from schemas.outputs import HEADERS, encode
 
 log = logging.getLogger(__name__)
@@ -122,8 +122,7 @@ class Sender:
         dlq = self.topology.dead_letters[origin.topic].get_topic_name()
         if raw is None and origin.key is None:
             raw = b""  # aiokafka cannot send a record with neither key nor value
-        limit = self.topology.app.conf.producer_max_request_size
-        key, raw, headers = fit(origin.key, raw, headers, limit)
+        key, raw, headers = fit(origin.key, raw, headers, MAX_REQUEST_SIZE)
         await self._send(dlq, key, raw, headers, partition)
 
     async def tick(self, partition: int, upto: datetime, token: str) -> None:

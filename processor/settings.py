@@ -67,6 +67,10 @@ class Settings(BaseSettings):
 
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
+    # The host other workers reach this one's web port at (queries are forwarded to a ticket's
+    # owner). Default: web_host, unless that is a wildcard (0.0.0.0, ::): then the address this
+    # host reaches the first bootstrap server from (topology.advertised_host).
+    web_advertised_host: str | None = Field(default=None, min_length=1, max_length=253)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("kafka_bootstrap_servers")
@@ -89,7 +93,8 @@ class Settings(BaseSettings):
         """
         if self.group_instance_id is None:
             return None
-        address = re.sub(r"[^A-Za-z0-9._-]", "_", f"{self.web_host}-{self.web_port}")
+        host = self.web_advertised_host or self.web_host
+        address = re.sub(r"[^A-Za-z0-9._-]", "_", f"{host}-{self.web_port}")
         return f"{self.group_instance_id}-{address}"
 
     @model_validator(mode="after")

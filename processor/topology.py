@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -12,6 +13,9 @@ from faust.types import TableT, TopicT
 
 from processor.settings import Settings
 from processor.sla.outputs import OutputTopic
+
+# The largest record the producer sends (Faust's default, stated: dead letters are cut to fit).
+MAX_REQUEST_SIZE = 1_000_000
 
 # RocksDB's default 2 GiB block cache would dwarf a 2-core worker; state values are small.
 ROCKSDB_OPTIONS = {"block_cache_size": 64 * 1024 * 1024}
@@ -128,7 +132,36 @@ def _table(app: faust.App, name: str, settings: Settings) -> TableT[bytes, bytes
     return table
 
 
+WILDCARDS = frozenset({"0.0.0.0", "::", "[::]", ""})
+
+
+def advertised_host(settings: Settings) -> str:
+    """The host other workers reach this one's web port at: SLA_WEB_ADVERTISED_HOST, else
+    SLA_WEB_HOST unless it is a wildcard, else the local address this host reaches the first
+    bootstrap server from (a UDP socket's connect sends nothing: it only picks the route). In a
+    container that is the container's address on the broker's network; a pod is better given
+    its address explicitly (deploy/kubernetes)."""
+    if settings.web_advertised_host:
+        return settings.web_advertised_host
+    if settings.web_host not in WILDCARDS:
+        return settings.web_host
+    first = settings.kafka_bootstrap_servers.removeprefix("kafka://").split(",")[0].strip()
+    host, _, port = first.rpartition(":")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host.strip("[]"), int(port), type=socket.SOCK_DGRAM
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.connect(address)
+            local = str(probe.getsockname()[0])
+    except OSError:
+        return socket.gethostname()
+    return f"[{local}]" if ":" in local else local
+
+
 def build(settings: Settings) -> Topology:
+    if settings.web_advertised_host is None and settings.web_host in WILDCARDS:
+        settings = settings.model_copy(update={"web_advertised_host": advertised_host(settings)})
     app = faust.App(
         settings.app_id,
         broker=broker_url(settings.kafka_bootstrap_servers),
@@ -139,7 +172,7 @@ def build(settings: Settings) -> Topology:
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
         topic_allow_declare=True,
-        web_host=settings.web_host,
+        web_host=advertised_host(settings),  # what Faust tells the other workers
         web_bind=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
@@ -163,6 +196,7 @@ def build(settings: Settings) -> Topology:
         consumer_group_instance_id=settings.static_member_id,
         broker_commit_interval=settings.commit_interval_seconds,
         producer_linger=settings.producer_linger_seconds,
+        producer_max_request_size=MAX_REQUEST_SIZE,
         consumer_metadata_max_age_ms=int(settings.metadata_max_age_seconds * 1000),
         producer_metadata_max_age_ms=int(settings.metadata_max_age_seconds * 1000),
         # Faust would read un-prefixed variables (WEB_BIND, PROCESSING_GUARANTEE, BROKER_URL...)

@@ -83,6 +83,8 @@ def test_the_logging_configuration_installs_the_filter() -> None:
     stream = io.StringIO()
     config = logging_config("INFO")
     config["handlers"]["stderr"]["stream"] = stream
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers), logging.getLogger("aiokafka").disabled)
     logging.config.dictConfig(config)
     try:
         [handler] = logging.getLogger().handlers
@@ -99,4 +101,6 @@ def test_the_logging_configuration_installs_the_filter() -> None:
                 "broker unreachable", "processor.outages", REFUSED,
             )  # fmt: skip
     finally:
-        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+        root.handlers[:] = saved[1]
+        root.setLevel(saved[0])
+        logging.getLogger("aiokafka").disabled = saved[2]

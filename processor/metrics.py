@@ -6,10 +6,20 @@ Never a ticket, customer or maintenance id.
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -83,6 +93,12 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        # process_* (CPU, memory, open files), python_info, python_gc_*: the platform's own.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        r.register(GC_COLLECTOR)
+        Info("sla_build", "The running build: versions of the processor and its stack.",
+             registry=r).info(build_info())  # fmt: skip
         self.events_processed = Counter(
             "sla_events_processed", "Input events applied.", ["topic", "type"], registry=r
         )
@@ -140,3 +156,20 @@ class Metrics:
 
     def watch(self, gauges: Gauges) -> None:
         self.registry.register(_ScrapeTimeCollector(gauges))
+
+
+def build_info() -> dict[str, str]:
+    """Label values of sla_build_info: one series per build, bounded."""
+
+    def of(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "unknown"
+
+    return {
+        "version": of("sla-processor"),
+        "python": platform.python_version(),
+        "faust": of("faust-streaming"),
+        "aiokafka": of("aiokafka"),
+    }

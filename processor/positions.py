@@ -45,6 +45,11 @@ class ReadPositions:
                 return True
         return False
 
+    def waiting(self) -> bool:
+        """A record the Kafka client handed over is not yet done with, on some source."""
+        applied = self.applied
+        return any(f.handed > applied.get(source, 0) for source, f in self.fetched.items())
+
     def await_held(self, barriers: Iterable[Barrier]) -> None:
         """Remember, per source, the lowest offset one of `barriers` still waits for."""
         awaited: dict[Source, int] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -91,6 +92,7 @@ class SlaStream:
         # Source partitions read since they were (last) assigned: the first record of each is
         # logged, to show where a take-over resumed.
         self._reading: set[tuple[str, int]] = set()
+        self.last_record: float | None = None  # when a record was last done with (monotonic)
 
     # -- records ------------------------------------------------------------------------------
 
@@ -111,6 +113,7 @@ class SlaStream:
             try:
                 await self._dispatch(message, event.value)
             finally:  # done with, whatever became of it
+                self.last_record = time.monotonic()
                 if self.positions.done(source, message.offset):
                     self.deadlines.wake()  # a held tick may be ready
             ready = self.holds.take_ready(message.partition)

@@ -109,6 +109,7 @@ class Deadlines:
     nap: Callable[[asyncio.Event, float], Awaitable[None]] = nap  # how `sleep` waits
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _next_check: float = 0.0
+    beat: float | None = None  # the loop's last round (monotonic): liveness
 
     def own(self, partition: int, clock: PartitionClock) -> None:
         self.partitions[partition] = clock
@@ -192,6 +193,7 @@ async def tick_loop(
     """Decide ticks and send them once their inputs are read, forever; an error is logged and the
     loop goes on (an escaped one stops Faust)."""
     while True:
+        deadlines.beat = monotonic()
         try:
             await deadlines.sleep(clock())
             if paused():

@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 
-from processor import codec
+from processor import codec, health
 from processor.sla import engine, ticket
 from processor.sla.maintenance import Maintenance, next_reminder
 from processor.sla.policy import Policy
@@ -67,9 +67,14 @@ def describe_maintenance(state: Maintenance, policy: Policy) -> dict[str, Any]:
 
 
 def install(
-    topology: Topology, policy: Policy, registry: Any, clock: Callable[[], datetime]
+    topology: Topology,
+    policy: Policy,
+    registry: Any,
+    clock: Callable[[], datetime],
+    facts: Callable[[], health.Facts],
 ) -> None:
-    """Register /metrics, /tickets/{id} and /maintenance/{id} on the Faust web server."""
+    """Register /metrics, /healthz, /readyz, /tickets/{id} and /maintenance/{id} on the Faust
+    web server."""
     app = topology.app
     # With its statistics off Faust serves a static {"status": "OK"} at "/" instead; it is not
     # a health check (it answers while nothing works): not served either.
@@ -83,9 +88,21 @@ def install(
     @app.page("/metrics")
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
-            return self.bytes(
-                generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0]
-            )
+            # OpenMetrics to a scraper that asks for it (Prometheus does), else the text format.
+            encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+            return self.bytes(encoder(registry), headers={"Content-Type": content_type})
+
+    @app.page("/healthz")
+    class LivenessView(View):
+        async def get(self, request: Request) -> Response:
+            status, answer = health.body(*health.liveness(facts()))
+            return self.json(answer, status=status)
+
+    @app.page("/readyz")
+    class ReadinessView(View):
+        async def get(self, request: Request) -> Response:
+            status, answer = health.body(*health.readiness(facts()))
+            return self.json(answer, status=status)
 
     @app.page("/tickets/{ticket_id}")
     class TicketView(View):

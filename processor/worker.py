@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from processor import faust_fixes, web
 from processor.faust_fixes.internals import committed_offset
+from processor.health import Facts
 from processor.local_state import discard_unsafe_local_state, mark_clean_stop
 from processor.logs import logging_config
 from processor.metrics import Gauges, Metrics
@@ -92,7 +93,10 @@ def assemble(
 
     topology.tickets.on_recover(on_recover)
 
+    joined: list[bool] = []  # an assignment came (readiness)
+
     async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+        joined[:] = [True]
         # Before the records of the new assignment flow (Faust resumes them after recovery).
         # An input topic expanded while the worker runs shows here: the consumer's metadata
         # changed, and that made it rejoin. Raising crashes the app: it stops, committing only
@@ -142,7 +146,25 @@ def assemble(
 
     app.timer(2.0)(outage_ended)
 
-    web.install(topology, policy, metrics.registry, clock)
+    started = time.monotonic()
+
+    def facts() -> Facts:
+        return Facts(
+            now=time.monotonic(),
+            loop_beat=stream.deadlines.beat,
+            started=started,
+            last_record=stream.last_record,
+            records_in_hand=stream.positions.waiting(),
+            joined=bool(joined),
+            rebalancing=bool(app.rebalancing),
+            recovering=bool(app.in_recovery),
+            owned=frozenset(owned()),
+            indexed=frozenset(stream.deadlines.partitions),
+            held_partitions=len(stream.deadlines.held()),
+            oldest_hold_seconds=stream.deadlines.oldest_hold(time.monotonic()),
+        )
+
+    web.install(topology, policy, metrics.registry, clock, facts)
     return topology, stream
 
 

@@ -8,6 +8,7 @@ import asyncio
 import shutil
 import subprocess
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,16 @@ METRIC_NAMES = (
     "sla_pending_deadlines",
     "sla_timer_lateness_seconds_bucket",
     "sla_consumer_lag",
+    "sla_kafka_connection_errors_total",
+    "sla_kafka_unreachable_seconds",
+    "sla_build_info",
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "python_info",
 )
 
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0,text/plain;version=0.0.4;q=0.5"
 
 # Faust's own views: the raw stored state of any table key, the topology, statistics.
 FAUST_VIEWS = ("/", "/router/", "/router/unknown/", "/table/tickets/W-URGENT/", "/graph/",
@@ -110,6 +119,9 @@ def test_views_metrics_and_binding(kafka_bootstrap: str, tmp_path: Path) -> None
         missing = [worker.get("/tickets/NOPE"), worker.get("/maintenance/NOPE")]
         status, scrape = worker.get("/metrics")
         faust_views = {path: worker.get(path)[0] for path in FAUST_VIEWS}
+        asked = urllib.request.Request(worker.web + "/metrics", headers={"Accept": OPENMETRICS})
+        with urllib.request.urlopen(asked, timeout=10) as response:
+            openmetrics = (response.headers["Content-Type"], response.read())
         listening = _listening(int(worker.env["SLA_WEB_PORT"]), int(decoys["WEB_PORT"]))
     finally:
         worker.stop()
@@ -147,6 +159,10 @@ def test_views_metrics_and_binding(kafka_bootstrap: str, tmp_path: Path) -> None
     assert faust_views == dict.fromkeys(FAUST_VIEWS, 404)
 
     assert status == 200
+    content_type, negotiated = openmetrics
+    assert content_type.startswith("application/openmetrics-text; version=1.0.0")
+    assert negotiated.endswith(b"# EOF\n")
+    assert b"sla_events_processed_total{" in negotiated
     text = scrape.decode()
     checked = subprocess.run(
         [promtool, "check", "metrics"], input=scrape, capture_output=True, timeout=30, check=False

@@ -35,6 +35,8 @@ METRICS = {
     "sla_tick_hold_seconds": "histogram",
     "sla_deadline_hold_seconds": "gauge",
     "sla_held_partitions": "gauge",
+    "sla_kafka_unreachable_seconds": "gauge",
+    "sla_kafka_connection_errors_total": "counter",
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
@@ -44,8 +46,11 @@ ALERTS = {
     "SLATimerLatenessFromLag": "warning",
     "SLADeadLetterRateHigh": "warning",
     "SLAProcessorDown": "critical",
+    "SLAConsumerLagHigh": "warning",
+    "SLAKafkaUnreachable": "critical",
 }
-ANNOTATIONS = {"summary", "description", "runbook"}
+ANNOTATIONS = {"summary", "description", "runbook_url"}
+OPERATIONS = REPO / "docs" / "operations.md"
 
 
 def _promtool_path() -> str:
@@ -119,6 +124,17 @@ def test_alert_has_summary_description_and_runbook(
     for key in ANNOTATIONS:
         assert str(annotations[key]).strip(), f"{name}: empty {key}"
     assert alert_rules[name].get("for"), f"{name}: needs a `for` duration against flapping"
+
+
+@pytest.mark.parametrize("name", sorted(ALERTS))
+def test_runbook_url_names_a_section_of_the_operations_page(
+    alert_rules: dict[str, dict[str, Any]], name: str
+) -> None:
+    page, _, anchor = alert_rules[name]["annotations"]["runbook_url"].partition("#")
+    assert REPO / page == OPERATIONS
+    headings = re.findall(r"^#+ (.+)$", OPERATIONS.read_text(), flags=re.MULTILINE)
+    anchors = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in headings}
+    assert anchor in anchors, f"{name}: no heading for #{anchor} in docs/operations.md"
 
 
 def test_rules_only_use_metrics_the_processor_exposes(

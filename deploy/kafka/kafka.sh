@@ -3,6 +3,7 @@
 #
 #   deploy/kafka/kafka.sh fetch|start|stop|status [--version V] [--port P] [--dir D]
 #                         [--controller-port C] [--timeout SECONDS]
+#                         [--extra-config FILE] [--scram 'MECHANISM=[name=U,password=P]']
 #
 #   fetch   download the broker jars for V into deploy/kafka/lib/V/ (Maven; skipped if present)
 #   start   fetch if needed, write D/server.properties, format D/data once, start java in the
@@ -11,7 +12,9 @@
 #   status  exit 0 if running and answering, 1 otherwise
 #
 # Defaults: V=$KAFKA_VERSION or 3.9.2, P=9092, C=P+1, D=var/kafka-<P> (a relative D is taken
-# from the repo root), start timeout 60 s.
+# from the repo root), start timeout 60 s. --extra-config appends FILE's properties to the
+# broker's (a key given again there wins: listeners for SASL_SSL, say); --scram (repeatable)
+# adds a SCRAM credential when the storage is formatted.
 # Environment: JAVA_HOME, KAFKA_HEAP_OPTS (default -Xmx512m -Xms128m), KAFKA_JVM_OPTS (extra),
 #   KAFKA_PYTHON (python for the readiness check; default <repo>/.venv/bin/python or python3),
 #   MVN (default mvn), MVN_OPTS (extra maven args, e.g. -o).
@@ -37,6 +40,8 @@ DIR=""
 CONTROLLER_PORT=""
 START_TIMEOUT=60
 STOP_TIMEOUT=30
+EXTRA_CONFIG=""
+SCRAM=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --version) VERSION="${2:?--version needs a value}"; shift 2 ;;
@@ -44,6 +49,8 @@ while [[ $# -gt 0 ]]; do
     --dir) DIR="${2:?--dir needs a value}"; shift 2 ;;
     --controller-port) CONTROLLER_PORT="${2:?--controller-port needs a value}"; shift 2 ;;
     --timeout) START_TIMEOUT="${2:?--timeout needs a value}"; shift 2 ;;
+    --extra-config) EXTRA_CONFIG="${2:?--extra-config needs a file}"; shift 2 ;;
+    --scram) SCRAM+=(--add-scram "${2:?--scram needs a credential}"); shift 2 ;;
     -h|--help) usage ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
@@ -165,6 +172,9 @@ write_config() {
       -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
       -e "s|@DATA_DIR@|$data_dir|g" \
       "$SCRIPT_DIR/server.properties.template" >"$DIR/server.properties.new"
+  if [[ -n "$EXTRA_CONFIG" ]]; then  # appended: a key given again there wins
+    { echo; echo "# from --extra-config $EXTRA_CONFIG"; cat "$EXTRA_CONFIG"; } >>"$DIR/server.properties.new"
+  fi
   mv "$DIR/server.properties.new" "$DIR/server.properties"
 }
 
@@ -186,7 +196,7 @@ while True:
 ')"
   log "formatting $data_dir (cluster id $cluster_id)"
   "$JAVA" -Xmx256m -cp "$LIB_DIR/*" "${LOG_PROPS[@]}" -Dkafka.logs.dir="$LOG_DIR" \
-    kafka.tools.StorageTool format -t "$cluster_id" -c "$DIR/server.properties" \
+    kafka.tools.StorageTool format -t "$cluster_id" -c "$DIR/server.properties" "${SCRAM[@]}" \
     >"$LOG_DIR/format.out" 2>&1 9>&- \
     || { cat "$LOG_DIR/format.out" >&2; die "StorageTool format failed"; }
 }

@@ -35,8 +35,19 @@ def _instant(text: str) -> datetime:
     return moment.astimezone(UTC)
 
 
+def _version() -> str:
+    from processor.metrics import build_info  # the same values as the sla_build_info metric
+
+    info = build_info()
+    return (f"sla-processor {info['version']} (Python {info['python']}, "
+            f"faust-streaming {info['faust']}, aiokafka {info['aiokafka']})")  # fmt: skip
+
+
 def _parser() -> argparse.ArgumentParser:
+    from processor.settings import described_settings
+
     parser = argparse.ArgumentParser(prog="sla-processor", description=__doc__)
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
         "replay", help="run the engine over a JSONL file on a simulated clock"
@@ -51,8 +62,15 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="progress on stderr (default: when stderr is a terminal)",
     )
-    commands.add_parser("worker", help="run the stream processor (Faust worker)")
-    commands.add_parser("create-topics", help="create the contract's topics if missing")
+    settings = (
+        "configured by environment variables (default shown; README, Configuration):\n"
+        f"{described_settings()}\n\nexit codes: 0 stopped, 1 crashed, 2 invalid setting or "
+        "policy, 3 a topic with another partition count, 4 Kafka unreachable or refusing"
+    )
+    for name, text in (("worker", "run the stream processor (Faust worker)"),
+                       ("create-topics", "create the contract's topics if missing")):  # fmt: skip
+        commands.add_parser(name, help=text, description=text, epilog=settings,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     demo = commands.add_parser("demo", help="a scripted minute of tickets through a real worker")
     demo.add_argument("--seconds", type=float, default=40.0, help="how long to watch the outputs")
     return parser

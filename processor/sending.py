@@ -43,17 +43,28 @@ class Origin:
     partition: int
     offset: int
     key: bytes | None = None
+    # The record's own headers (a binary-mode event's attributes among them): kept on its way
+    # to the re-key topic and to the dead-letter topic.
+    upstream: tuple[tuple[str, bytes], ...] = ()
 
     def headers(self) -> list[tuple[str, bytes]]:
         values = (self.topic, str(self.partition), str(self.offset))
         return [(name, value.encode()) for name, value in zip(_ORIGIN, values, strict=True)]
 
     @classmethod
-    def from_headers(cls, headers: Iterable[tuple[str, bytes]], key: bytes | None) -> Origin | None:
-        found = {k: v.decode() for k, v in headers if k in _ORIGIN}
+    def from_headers(
+        cls, headers: tuple[tuple[str, bytes], ...], key: bytes | None
+    ) -> Origin | None:
+        """The origin a forwarded record carries, with the upstream's headers; None if absent."""
+        found = {k: (v or b"").decode(errors="replace") for k, v in headers if k in _ORIGIN}
         if len(found) != len(_ORIGIN):
             return None
-        return cls(found[_ORIGIN[0]], int(found[_ORIGIN[1]]), int(found[_ORIGIN[2]]), key)
+        upstream = tuple((k, v) for k, v in headers if k not in _ORIGIN)
+        try:
+            partition, offset = int(found[_ORIGIN[1]]), int(found[_ORIGIN[2]])
+        except ValueError:
+            return None
+        return cls(found[_ORIGIN[0]], partition, offset, key, upstream)
 
 
 class Sender:
@@ -88,9 +99,11 @@ class Sender:
             self._count(output, now, timer)
         return acks
 
-    async def forward(self, subject: str, raw: bytes, origin: Origin, partition: int) -> Ack:
-        """Forward an input record to the re-key topic, keyed by its subject, with its origin."""
-        return await self._send(self._rekeyed, subject.encode(), raw, origin.headers(), partition)
+    async def forward(self, subject: str, raw: bytes | None, origin: Origin, partition: int) -> Ack:
+        """Forward an input record to the re-key topic, keyed by its subject, with its own
+        headers and its origin."""
+        headers = [*origin.upstream, *origin.headers()]
+        return await self._send(self._rekeyed, subject.encode(), raw, headers, partition)
 
     async def dead_letter(
         self,
@@ -114,6 +127,7 @@ class Sender:
             },
         )
         headers = [
+            *origin.upstream,
             ("sla-error-class", error.encode()),
             ("sla-error-reason", reason.encode()),
             ("sla-error-message", message[:1024].encode()),

@@ -107,6 +107,11 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
     @field_validator("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
     @classmethod
     def _file_is_readable(cls, value: Path | None) -> Path | None:
@@ -164,3 +169,14 @@ def describe(exc: ValidationError) -> str:
         where = f"SLA_{str(error['loc'][0]).upper()}" if error["loc"] else "settings"
         lines.append(f"  {where}: {error['msg']}\n")
     return "".join(lines)
+
+
+def described_settings() -> str:
+    """One line per setting (its variable and default), for `worker --help`."""
+    lines = []
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "unset" if default is None else (default.value if isinstance(default, StrEnum)
+                                                  else str(default))  # fmt: skip
+        lines.append(f"  SLA_{name.upper():<34} {shown}")
+    return "\n".join(lines)

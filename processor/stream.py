@@ -40,7 +40,7 @@ from schemas.cloudevents import (
     TICKET_TYPES,
     InputEvent,
     InvalidEvent,
-    parse_event,
+    parse_record,
 )
 
 log = logging.getLogger(__name__)
@@ -123,29 +123,27 @@ class SlaStream:
 
     async def _dispatch(self, message: Any, raw: Any) -> None:
         key = message.key if isinstance(message.key, bytes) else None
-        origin = Origin(message.topic, message.partition, message.offset, key)
         # A null value (tombstone) stays null on its way to the dead-letter topic.
         value = raw if isinstance(raw, bytes) else None
         if message.topic == self._ticks:
             await self._tick(message.partition, value or b"")
-        elif message.topic == self._rekeyed:
-            headers = message.headers or []
-            pairs = headers.items() if isinstance(headers, Mapping) else headers
-            real = Origin.from_headers(pairs, key) or origin
-            await self._input(real, value, message.partition, rekeyed=True)
+            return
+        headers = message.headers or ()
+        pairs = tuple(headers.items() if isinstance(headers, Mapping) else headers)
+        if message.topic == self._rekeyed:
+            real = Origin.from_headers(pairs, key)
+            origin = real or Origin(message.topic, message.partition, message.offset, key, pairs)
+            await self._input(origin, value, message.partition, rekeyed=True)
         else:
+            origin = Origin(message.topic, message.partition, message.offset, key, pairs)
             await self._input(origin, value, message.partition, rekeyed=False)
 
     async def _input(
         self, origin: Origin, raw: bytes | None, partition: int, *, rekeyed: bool
     ) -> None:
         reject = self.sender.dead_letter
-        if raw is None:
-            message = "a null value (tombstone) is not an event"
-            await reject(origin, None, "malformed_json", "InvalidEvent", message, partition)
-            return
         try:
-            event = parse_event(raw)
+            event = parse_record(raw, origin.upstream)
         except InvalidEvent as exc:
             await reject(origin, raw, exc.reason, type(exc).__name__, str(exc), partition)
             return
@@ -159,7 +157,7 @@ class SlaStream:
             ack = await self.sender.forward(event.subject, raw, origin, partition)
             self.holds.track_forward(owner, ack)
             return
-        await self._apply(event, origin, raw, partition)
+        await self._apply(event, origin, raw or b"", partition)
 
     async def _apply(self, event: InputEvent, origin: Origin, raw: bytes, partition: int) -> None:
         """Apply one event: what the engine decides is emitted at once (it depends on this

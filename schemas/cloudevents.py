@@ -7,9 +7,12 @@ Errors:
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
+import orjson
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -30,6 +33,7 @@ MAX_EVENT_BYTES: Final = 64 * 1024
 REASONS: Final = frozenset(
     {
         "too_large",
+        "unsupported_content_type",
         "malformed_json",
         "not_an_object",
         "unknown_type",
@@ -224,6 +228,82 @@ def parse_event(raw: bytes, max_bytes: int = MAX_EVENT_BYTES) -> InputEvent:
         raise _classify(exc) from None
     _check_i_json(raw)
     return event
+
+
+# The Kafka protocol binding of CloudEvents: structured mode (the value is the whole event,
+# content-type application/cloudevents+json or none) and binary mode (attributes in ce_*
+# headers, the value is the data, content-type its media type).
+STRUCTURED: Final = "application/cloudevents+json"
+_PREFIX: Final = "ce_"
+_MEDIA_TYPE: Final = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}")
+
+
+def parse_record(
+    value: bytes | None,
+    headers: Iterable[tuple[str, bytes | None]],
+    max_bytes: int = MAX_EVENT_BYTES,
+) -> InputEvent:
+    """One Kafka record as a CloudEvent, in either mode; InvalidEvent with a bounded reason."""
+    attributes: dict[str, str] = {}
+    content_type: str | None = None
+    for name, raw in headers:
+        lower = name.lower()
+        if lower == "content-type":
+            content_type = _header_text(name, raw)
+        elif lower.startswith(_PREFIX):
+            if lower[3:] in attributes:
+                raise InvalidEvent("invalid_envelope", f"header {name} given twice")
+            attributes[lower[3:]] = _header_text(name, raw)
+    if "specversion" in attributes:
+        return _binary(value, attributes, content_type, max_bytes)
+    if content_type is not None and _media_type(content_type) != STRUCTURED:
+        raise InvalidEvent(
+            "unsupported_content_type",
+            f"content-type {_shown(content_type)} is neither {STRUCTURED} (structured mode) nor "
+            "an event in binary mode (ce_specversion and the other attributes as ce_ headers)",
+        )
+    if value is None:
+        raise InvalidEvent("malformed_json", "a null value (tombstone) is not an event")
+    return parse_event(value, max_bytes)
+
+
+def _binary(
+    value: bytes | None, attributes: dict[str, str], content_type: str | None, max_bytes: int
+) -> InputEvent:
+    size = len(value or b"") + sum(len(k) + len(v) + len(_PREFIX) for k, v in attributes.items())
+    if size > max_bytes:
+        raise InvalidEvent("too_large", f"event is {size} bytes, the limit is {max_bytes}")
+    media = _media_type(content_type) if content_type is not None else "application/json"
+    if not (media == "application/json" or media.endswith("+json")):
+        raise InvalidEvent(
+            "unsupported_content_type",
+            f"binary-mode data of content-type {_shown(content_type or '')}: JSON is required",
+        )
+    if value:
+        try:  # alone first: the data must be one JSON value, not a piece of the envelope
+            orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidEvent("malformed_json", f"data is not valid JSON: {exc.msg}") from None
+    envelope = orjson.dumps(attributes)
+    body = envelope[:-1] + b',"data":' + value + b"}" if value else envelope
+    return parse_event(body, max(max_bytes, len(body)))
+
+
+def _header_text(name: str, raw: bytes | None) -> str:
+    try:
+        return (raw or b"").decode()
+    except UnicodeDecodeError:
+        raise InvalidEvent("invalid_envelope", f"header {name} is not UTF-8") from None
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _shown(content_type: str) -> str:
+    """The media type if it looks like one; a header value is not echoed otherwise."""
+    media = _media_type(content_type)
+    return repr(media) if _MEDIA_TYPE.fullmatch(media) else "(not a media type)"
 
 
 class _NotIJson(ValueError):

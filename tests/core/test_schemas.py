@@ -16,6 +16,7 @@ from schemas.cloudevents import (
     Severity,
     Tier,
     parse_event,
+    parse_record,
 )
 
 from .factories import T0, envelope, to_bytes
@@ -409,3 +410,90 @@ def test_free_text_keeps_line_breaks_and_ids_keep_any_letter() -> None:
     data = {"kind": "planned", **WINDOW, "summary": "line one\n\tline two\r\n"}
     assert parse_event(_data("maintenance.scheduled", data)).data.summary == data["summary"]
     assert parse_event(_with(subject="T-ÉTÉ-東京-1")).subject == "T-ÉTÉ-東京-1"
+
+
+# -- the Kafka protocol binding: structured and binary mode -----------------------------------
+
+ATTRIBUTES = [("ce_specversion", b"1.0"), ("ce_id", b"e-1"), ("ce_source", b"crm"),
+              ("ce_type", b"ticket.opened"), ("ce_time", b"2026-12-01T10:00:00Z"),
+              ("ce_subject", b"T-1")]  # fmt: skip
+OPENED_DATA = b'{"customer_id":"c","support_tier":"premium","severity":"urgent"}'
+
+
+def _attributes(**changes: bytes) -> list[tuple[str, bytes]]:
+    return [(name, changes.get(name[3:], value)) for name, value in ATTRIBUTES]
+
+
+def test_binary_mode_is_the_same_event_as_structured_mode() -> None:
+    binary = parse_record(OPENED_DATA, [*ATTRIBUTES, ("content-type", b"application/json")])
+    structured = parse_event(
+        b'{"specversion":"1.0","id":"e-1","source":"crm","type":"ticket.opened",'
+        b'"time":"2026-12-01T10:00:00Z","subject":"T-1","data":' + OPENED_DATA + b"}"
+    )
+    assert binary == structured
+    # No content type: JSON data assumed; a +json type is JSON too; header names in any case.
+    assert parse_record(OPENED_DATA, ATTRIBUTES) == structured
+    upper = [(name.upper(), value) for name, value in ATTRIBUTES]
+    assert parse_record(OPENED_DATA, [*upper, ("Content-Type", b"application/vnd.x+json")]) == (
+        structured
+    )
+
+
+@pytest.mark.parametrize("value", [None, b""])
+def test_binary_mode_without_data(value: bytes | None) -> None:
+    event = parse_record(value, _attributes(type=b"ticket.resolved"))
+    assert (event.type, event.data) == ("ticket.resolved", None)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, b"application/cloudevents+json", b"application/cloudevents+json; charset=utf-8",
+     b"Application/CloudEvents+JSON"],
+)  # fmt: skip
+def test_structured_mode_with_or_without_its_content_type(content_type: bytes | None) -> None:
+    headers = [] if content_type is None else [("content-type", content_type)]
+    assert parse_record(_with(), headers).type == "ticket.responded"
+
+
+BINDING_REJECTED: list[tuple[str, bytes | None, list[tuple[str, bytes | None]], str, str]] = [
+    ("json-content-type-structured", _with(), [("content-type", b"application/json")],
+     "unsupported_content_type", "'application/json' is neither"),
+    ("text-plain", _with(), [("content-type", b"text/plain; charset=utf-8")],
+     "unsupported_content_type", "'text/plain'"),
+    ("not-a-media-type", _with(), [("content-type", SECRET.encode())],
+     "unsupported_content_type", "(not a media type)"),
+    ("binary-xml-data", b"<x/>", [*ATTRIBUTES, ("content-type", b"application/xml")],
+     "unsupported_content_type", "JSON is required"),
+    ("binary-data-not-json", b"{oops", ATTRIBUTES, "malformed_json", "data is not valid JSON"),
+    ("binary-data-escaping-the-envelope", OPENED_DATA + b', "subject": "T-2"', ATTRIBUTES,
+     "malformed_json", "data is not valid JSON"),
+    ("binary-attribute-twice", OPENED_DATA, [*ATTRIBUTES, ("ce_subject", b"T-2")],
+     "invalid_envelope", "header ce_subject given twice"),
+    ("binary-data-header", OPENED_DATA, [*ATTRIBUTES, ("ce_data", b"{}")], "malformed_json",
+     "duplicate member name 'data'"),
+    ("binary-header-not-utf8", OPENED_DATA, _attributes(subject=b"\xff"), "invalid_envelope",
+     "header ce_subject is not UTF-8"),
+    ("binary-missing-type", OPENED_DATA, [a for a in ATTRIBUTES if a[0] != "ce_type"],
+     "unknown_type", "missing or unknown event type"),
+    ("binary-bad-time", OPENED_DATA, _attributes(time=b"yesterday"), "invalid_envelope", "time"),
+    ("binary-null-header", OPENED_DATA, [*ATTRIBUTES[:-1], ("ce_subject", None)],
+     "invalid_envelope", "subject"),
+    ("binary-too-large", b'{"x":"' + b"a" * MAX_EVENT_BYTES + b'"}', ATTRIBUTES, "too_large",
+     "the limit is"),
+    ("tombstone", None, [], "malformed_json", "a null value (tombstone) is not an event"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("value", "headers", "reason", "message"),
+    [r[1:] for r in BINDING_REJECTED],
+    ids=[r[0] for r in BINDING_REJECTED],
+)
+def test_binding_rejections(
+    value: bytes | None, headers: list[tuple[str, bytes | None]], reason: str, message: str
+) -> None:
+    with pytest.raises(InvalidEvent) as info:
+        parse_record(value, headers)
+    assert info.value.reason == reason
+    assert message in str(info.value)
+    assert SECRET[:8] not in str(info.value)

@@ -11,9 +11,12 @@ import os
 import socket
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+
+from processor.settings import Settings
 
 SCRIPT = Path(sys.executable).parent / "sla-processor"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -170,3 +173,27 @@ def test_an_unreachable_broker_ends_in_one_line_and_exit_code_4(
         done.stderr
     )
     assert "Traceback" not in done.stderr
+
+
+def test_version_names_the_build(tmp_path: Path) -> None:
+    version = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
+    done = subprocess.run([str(SCRIPT), "--version"], capture_output=True, text=True, timeout=60,
+                          check=False)  # fmt: skip
+    assert done.returncode == 0
+    assert done.stdout.startswith(f"sla-processor {version} (Python ")
+    assert "faust-streaming " in done.stdout
+
+
+@pytest.mark.parametrize("command", ["worker", "create-topics"])
+def test_help_lists_every_setting_and_the_exit_codes(command: str) -> None:
+    done = subprocess.run([str(SCRIPT), command, "--help"], capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0
+    for name in Settings.model_fields:
+        assert f"SLA_{name.upper()} " in done.stdout, name
+    assert "3 a topic with another partition count" in done.stdout
+
+
+@pytest.mark.parametrize("level", ["info", "Debug", "WARNING"])
+def test_the_log_level_in_any_case(level: str) -> None:
+    assert Settings(log_level=level).log_level == level.upper()  # type: ignore[arg-type]

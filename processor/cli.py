@@ -9,7 +9,9 @@ import sys
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+import orjson
 
 from processor.replay import read_events, replay
 from processor.report import render
@@ -71,6 +73,25 @@ def _parser() -> argparse.ArgumentParser:
                        ("create-topics", "create the contract's topics if missing")):  # fmt: skip
         commands.add_parser(name, help=text, description=text, epilog=settings,
                             formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    dlq = commands.add_parser(
+        "dlq", help="list, show and redrive dead letters (configured like the worker)"
+    )
+    actions = dlq.add_subparsers(dest="action", required=True)
+    for action, text in (
+        ("list", "one JSON line per dead letter (ids and sizes, never the record), then counts"),
+        ("show", "one dead letter: its headers, key and value"),
+        ("redrive", "send dead letters back to their origin topic, each once"),
+    ):
+        sub = actions.add_parser(action, help=text, description=text)
+        sub.add_argument("--topic", required=True, help="the dead-letter topic (<input>.dlq)")
+        if action == "show":
+            sub.add_argument("--partition", type=int, required=True)
+            sub.add_argument("--offset", type=int, required=True)
+            continue
+        sub.add_argument("--reason", help="only dead letters of this reason")
+        sub.add_argument("--since", type=_instant, help="only dead letters from this instant on")
+        if action == "redrive":
+            sub.add_argument("--dry-run", action="store_true", help="say what would be sent")
     demo = commands.add_parser("demo", help="a scripted minute of tickets through a real worker")
     demo.add_argument("--seconds", type=float, default=40.0, help="how long to watch the outputs")
     return parser
@@ -102,8 +123,37 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _kafka_command(command: str) -> int:
-    """`worker` or `create-topics`, configured by the `SLA_*` environment variables."""
+def _dlq(args: argparse.Namespace, settings: Any) -> int:
+    from processor import dlq
+
+    letters = asyncio.run(dlq.read(settings, args.topic))
+    out = sys.stdout
+    if args.action == "show":
+        found = [d for d in letters if (d.partition, d.offset) == (args.partition, args.offset)]
+        if not found:
+            sys.stderr.write(f"sla-processor: no dead letter at {args.topic}/{args.partition}/"
+                             f"{args.offset}\n")  # fmt: skip
+            return EXIT_USAGE
+        out.write(orjson.dumps(dlq.shown(found[0])).decode() + "\n")
+        return 0
+    chosen = dlq.selected(letters, args.reason, args.since)
+    if args.action == "list":
+        out.writelines(orjson.dumps(d.summary()).decode() + "\n" for d in chosen)
+        out.write(orjson.dumps({"dead_letters": len(chosen), "reasons": dlq.counts(chosen)})
+                  .decode() + "\n")  # fmt: skip
+        return 0
+    plan = dlq.plan(chosen, asyncio.run(dlq.redriven(settings, chosen)))
+    sent = plan.send if args.dry_run else asyncio.run(dlq.redrive(settings, plan.send))
+    out.writelines(orjson.dumps({**d.summary(), "redriven_to": d.header("sla-origin-topic")})
+                   .decode() + "\n" for d in sent)  # fmt: skip
+    report = {"dry_run": args.dry_run, "sent": len(sent), "redriven_before": len(plan.done_before),
+              "truncated": len(plan.truncated), "without_origin": len(plan.no_origin)}  # fmt: skip
+    out.write(orjson.dumps(report).decode() + "\n")
+    return 0
+
+
+def _kafka_command(command: str, args: argparse.Namespace) -> int:
+    """`worker`, `create-topics` or `dlq`, configured by the `SLA_*` environment variables."""
     from aiokafka.errors import KafkaError
 
     from processor.settings import ConfigError, from_environment
@@ -115,6 +165,8 @@ def _kafka_command(command: str) -> int:
         sys.stderr.write(f"sla-processor: {exc}\n")
         return EXIT_USAGE
     try:
+        if command == "dlq":
+            return _dlq(args, settings)
         if command == "create-topics":
             from processor.topics import create_topics
 
@@ -130,7 +182,10 @@ def _kafka_command(command: str) -> int:
     except PartitionMismatch as exc:
         sys.stderr.write(f"sla-processor: {exc}\n")
         return PartitionMismatch.EXIT_CODE
-    except (KafkaError, TopicsError) as exc:
+    except LookupError as exc:  # dlq: no such topic
+        sys.stderr.write(f"sla-processor: {exc.args[0]}\n")
+        return EXIT_USAGE
+    except (KafkaError, TopicsError, TimeoutError) as exc:
         # aiokafka logs why each bootstrap server failed (refused, TLS, SASL) just before.
         servers = settings.kafka_bootstrap_servers
         sys.stderr.write(f"sla-processor: Kafka at {servers}: {exc}\n")
@@ -147,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from processor import demo
 
             return demo.run(args.seconds)
-        return _kafka_command(args.command)
+        return _kafka_command(args.command, args)
     except PolicyError as exc:
         sys.stderr.write(f"sla-processor: invalid policy: {exc}\n")
         return EXIT_USAGE

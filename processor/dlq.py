@@ -1,0 +1,243 @@
+"""Dead letters: list and inspect them, and send chosen ones back to their origin topic.
+
+A dead letter carries the rejected record (key, value, its own headers) and the processor's
+headers: why (`sla-error-*`) and where it came from (`sla-origin-*`). A redrive sends the record
+back to its origin topic, as it came, with one header more, `sla-redrive-of` (the dead letter's
+origin: topic/partition/offset); records of the origin topic that already carry that marker are
+not sent again, so a redrive can be repeated safely. A dead letter cut to fit (`sla-truncated`)
+is never redriven: its whole record is only in the origin topic.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from processor.settings import Settings
+from processor.topology import client_options
+
+MARKER: Final = "sla-redrive-of"
+READ_TIMEOUT_SECONDS: Final = 120.0
+_OWN: Final = ("sla-error-", "sla-origin-", "sla-truncated", "sla-original-")
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    partition: int
+    offset: int
+    timestamp: int  # milliseconds
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key == name:
+                return (value or b"").decode(errors="replace")
+        return None
+
+    @property
+    def reason(self) -> str:
+        return self.header("sla-error-reason") or "unknown"
+
+    @property
+    def origin(self) -> str:
+        """topic/partition/offset of the rejected record."""
+        parts = (self.header(f"sla-origin-{n}") for n in ("topic", "partition", "offset"))
+        return "/".join(part or "?" for part in parts)
+
+    @property
+    def truncated(self) -> bool:
+        return self.header("sla-truncated") is not None
+
+    def upstream(self) -> list[tuple[str, bytes]]:
+        """The record's own headers, without the processor's."""
+        return [(k, v) for k, v in self.headers if not k.startswith(_OWN) and k != MARKER]
+
+    def summary(self) -> dict[str, Any]:
+        """What `dlq list` prints: ids and sizes, never the record's contents."""
+        return {
+            "partition": self.partition,
+            "offset": self.offset,
+            "time": datetime.fromtimestamp(self.timestamp / 1000, UTC).isoformat(),
+            "reason": self.reason,
+            "error": self.header("sla-error-class"),
+            "origin": self.origin,
+            "bytes": len(self.value or b""),
+            "truncated": self.truncated,
+        }
+
+
+def shown(letter: DeadLetter) -> dict[str, Any]:
+    """What `dlq show` prints: the summary, the headers, the key and the value (as text when it
+    is UTF-8, else base64)."""
+    return {
+        **letter.summary(),
+        "headers": [[k, (v or b"").decode(errors="replace")] for k, v in letter.headers],
+        "key": None if letter.key is None else letter.key.decode(errors="replace"),
+        **_value(letter.value),
+    }
+
+
+def _value(value: bytes | None) -> dict[str, Any]:
+    if value is None:
+        return {"value": None}
+    try:
+        return {"value": value.decode()}
+    except UnicodeDecodeError:
+        return {"value_base64": base64.b64encode(value).decode()}
+
+
+def selected(
+    letters: Iterable[DeadLetter], reason: str | None, since: datetime | None
+) -> list[DeadLetter]:
+    floor = None if since is None else since.timestamp() * 1000
+    return [
+        d
+        for d in letters
+        if (reason is None or d.reason == reason) and (floor is None or d.timestamp >= floor)
+    ]
+
+
+def counts(letters: Iterable[DeadLetter]) -> dict[str, int]:
+    return dict(sorted(Counter(d.reason for d in letters).items()))
+
+
+async def read(settings: Settings, topic: str) -> list[DeadLetter]:
+    """Every record of `topic` up to its end offsets when called."""
+    consumer = AIOKafkaConsumer(
+        **client_options(settings), group_id=None, enable_auto_commit=False,
+        isolation_level="read_committed",
+    )  # fmt: skip
+    partitions = (await _partitions(settings, [topic])).get(topic)
+    if not partitions:
+        raise LookupError(f"no topic {topic}")
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        return await _until_end(consumer, tps, lambda r: _letter(r))
+    finally:
+        await consumer.stop()
+
+
+async def redriven(settings: Settings, letters: list[DeadLetter]) -> set[str]:
+    """Markers already on the origin topics (from the earliest of `letters` on)."""
+    by_topic: dict[str, int] = {}
+    for letter in letters:
+        topic = letter.header("sla-origin-topic")
+        if topic:
+            by_topic[topic] = min(letter.timestamp, by_topic.get(topic, letter.timestamp))
+    if not by_topic:
+        return set()
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None,
+                                enable_auto_commit=False)  # fmt: skip
+    found = await _partitions(settings, list(by_topic))
+    tps = [TopicPartition(topic, p) for topic, ps in found.items() for p in ps]
+    if not tps:
+        return set()
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        starts = await consumer.offsets_for_times({tp: by_topic[tp.topic] for tp in tps})
+        ends = await consumer.end_offsets(tps)
+        for tp in tps:
+            found = starts.get(tp)
+            consumer.seek(tp, found.offset if found is not None else ends[tp])
+        markers = await _until_end(consumer, tps, _marker)
+        return {m for m in markers if m is not None}
+    finally:
+        await consumer.stop()
+
+
+async def redrive(settings: Settings, letters: list[DeadLetter]) -> list[DeadLetter]:
+    """Send each letter's record back to its origin topic with the marker; the ones sent."""
+    producer = AIOKafkaProducer(**client_options(settings), acks="all",
+                                enable_idempotence=True)  # fmt: skip
+    await producer.start()
+    sent = []
+    try:
+        for letter in letters:
+            topic = letter.header("sla-origin-topic")
+            assert topic is not None  # plan() keeps only letters with an origin
+            headers = [*letter.upstream(), (MARKER, letter.origin.encode())]
+            await producer.send_and_wait(topic, letter.value, key=letter.key, headers=headers)
+            sent.append(letter)
+    finally:
+        await producer.stop()
+    return sent
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    send: list[DeadLetter]
+    done_before: list[DeadLetter]  # their marker is on the origin topic already
+    truncated: list[DeadLetter]
+    no_origin: list[DeadLetter]
+
+
+def plan(letters: list[DeadLetter], markers: set[str]) -> Plan:
+    send, done, cut, lost = [], [], [], []
+    seen: set[str] = set()
+    for letter in letters:
+        if letter.header("sla-origin-topic") is None:
+            lost.append(letter)
+        elif letter.truncated:
+            cut.append(letter)
+        elif letter.origin in markers or letter.origin in seen:
+            done.append(letter)
+        else:
+            seen.add(letter.origin)
+            send.append(letter)
+    return Plan(send, done, cut, lost)
+
+
+async def _until_end(consumer: AIOKafkaConsumer, tps: list[TopicPartition], make: Any) -> list[Any]:
+    ends = await consumer.end_offsets(tps)
+    pending = {tp for tp in tps if await consumer.position(tp) < ends[tp]}
+    found: list[Any] = []
+    deadline = time.monotonic() + READ_TIMEOUT_SECONDS
+    while pending:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"could not read {sorted(map(str, pending))} to their end")
+        batches = await consumer.getmany(*pending, timeout_ms=1000)
+        for tp, records in batches.items():
+            found.extend(make(r) for r in records if r.offset < ends[tp])
+        for tp in list(pending):
+            if await consumer.position(tp) >= ends[tp]:
+                pending.discard(tp)
+    return found
+
+
+async def _partitions(settings: Settings, topics: list[str]) -> dict[str, list[int]]:
+    """The partitions of those of `topics` that exist (a missing one is not created)."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        names = [t for t in topics if t in existing]
+        described = await admin.describe_topics(names) if names else []
+    finally:
+        await admin.close()
+    return {t["topic"]: sorted(p["partition"] for p in t["partitions"]) for t in described}
+
+
+def _letter(record: Any) -> DeadLetter:
+    return DeadLetter(record.partition, record.offset, record.timestamp, record.key,
+                      record.value, tuple(record.headers or ()))  # fmt: skip
+
+
+def _marker(record: Any) -> str | None:
+    for key, value in record.headers or ():
+        if key == MARKER:
+            return str((value or b"").decode(errors="replace"))
+    return None

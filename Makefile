@@ -23,6 +23,12 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# The AsyncAPI initiative's parser (npm), for tests/deploy/test_contract_schemas.py.
+ASYNCAPI := tools/asyncapi
+$(ASYNCAPI)/node_modules/.installed: $(ASYNCAPI)/package-lock.json
+	npm ci --prefix $(ASYNCAPI) --no-audit --no-fund --loglevel=error
+	touch $@
+
 # kcat (an independent Kafka client) and promtool (Prometheus) are used by the tests.
 tools:
 	@missing=""; command -v kcat >/dev/null || missing+=" kcat"; \
@@ -54,7 +60,7 @@ demo: install
 	 fi; \
 	 exec $(BIN)/sla-processor demo
 
-test: install tools
+test: install tools $(ASYNCAPI)/node_modules/.installed
 	$(KAFKA) fetch --version $(KAFKA_VERSION)
 	SLA_TEST_KAFKA_VERSION=$${SLA_TEST_KAFKA_VERSION:-$(KAFKA_VERSION)} $(BIN)/python -m pytest
 

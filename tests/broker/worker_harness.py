@@ -26,6 +26,7 @@ from processor.settings import Settings
 from processor.sla.policy import load_policy
 from processor.spawn import WorkerFailed, WorkerProcess, isolated_env, tail
 from processor.topics import create_topics
+from schemas.output_models import validate_output
 from schemas.outputs import cloudevent
 
 from .helpers import REPO_ROOT
@@ -175,6 +176,8 @@ async def consume(
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and (expect is None or len(records) < expect):
             for batch in (await consumer.getmany(timeout_ms=200)).values():
+                for record in batch:
+                    checked(record)
                 records.extend(batch)
             if done is not None and done(records):
                 deadline = min(deadline, time.monotonic() + settle)
@@ -182,6 +185,13 @@ async def consume(
     finally:
         await consumer.stop()
     return records
+
+
+def checked(record: Any) -> None:
+    """An output the processor wrote (source sla-processor) must be one its schema describes:
+    every output a broker test reads is validated so."""
+    if record.value and b'"source":"sla-processor"' in record.value:
+        validate_output(record.value)
 
 
 def comparable(value: bytes) -> dict[str, Any]:

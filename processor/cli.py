@@ -152,6 +152,18 @@ def _dlq(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
+def _kafka_named(settings: Any) -> str:
+    """The connection as the settings name it (never the password)."""
+    named = f"{settings.kafka_bootstrap_servers} (SLA_KAFKA_BOOTSTRAP_SERVERS)"
+    protocol = settings.kafka_security_protocol
+    if protocol != "PLAINTEXT":
+        named += f" over {protocol} (SLA_KAFKA_SECURITY_PROTOCOL)"
+    if protocol.startswith("SASL_"):
+        named += (f" as {settings.kafka_sasl_username} with {settings.kafka_sasl_mechanism} "
+                  "(SLA_KAFKA_SASL_USERNAME, _MECHANISM, _PASSWORD)")  # fmt: skip
+    return named
+
+
 def _kafka_command(command: str, args: argparse.Namespace) -> int:
     """`worker`, `create-topics` or `dlq`, configured by the `SLA_*` environment variables."""
     from aiokafka.errors import KafkaError
@@ -187,8 +199,7 @@ def _kafka_command(command: str, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except (KafkaError, TopicsError, TimeoutError) as exc:
         # aiokafka logs why each bootstrap server failed (refused, TLS, SASL) just before.
-        servers = settings.kafka_bootstrap_servers
-        sys.stderr.write(f"sla-processor: Kafka at {servers}: {exc}\n")
+        sys.stderr.write(f"sla-processor: Kafka at {_kafka_named(settings)}: {exc}\n")
         return EXIT_KAFKA
 
 

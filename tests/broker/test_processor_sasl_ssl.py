@@ -129,6 +129,9 @@ def test_a_wrong_password_ends_the_start_with_exit_code_4(
     env = {**worker.env, **_secure_env(secure_broker, wrong)}
     made = _create_topics(env, tmp_path)
     assert made.returncode == 4, made.stderr
+    assert f"over SASL_SSL (SLA_KAFKA_SECURITY_PROTOCOL) as {USER} with SCRAM-SHA-512" in (
+        made.stderr
+    )
     assert "Traceback" not in made.stderr
     assert wrong not in made.stderr + made.stdout
     worker.env.update(_secure_env(secure_broker, wrong))

@@ -169,9 +169,8 @@ def test_an_unreachable_broker_ends_in_one_line_and_exit_code_4(
     env = {"SLA_KAFKA_BOOTSTRAP_SERVERS": servers, "SLA_DATA_DIR": str(tmp_path / "data")}
     done = sla_processor(env, tmp_path, command)
     assert (done.returncode, done.stdout) == (4, ""), done.stderr
-    assert f"sla-processor: Kafka at {servers}: KafkaConnectionError: Unable to bootstrap" in (
-        done.stderr
-    )
+    named = f"sla-processor: Kafka at {servers} (SLA_KAFKA_BOOTSTRAP_SERVERS): "
+    assert named + "KafkaConnectionError: Unable to bootstrap" in done.stderr
     assert "Traceback" not in done.stderr
 
 

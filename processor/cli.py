@@ -126,16 +126,12 @@ def _replay(args: argparse.Namespace) -> int:
 def _dlq(args: argparse.Namespace, settings: Any) -> int:
     from processor import dlq
 
-    letters = asyncio.run(dlq.read(settings, args.topic))
     out = sys.stdout
     if args.action == "show":
-        found = [d for d in letters if (d.partition, d.offset) == (args.partition, args.offset)]
-        if not found:
-            sys.stderr.write(f"sla-processor: no dead letter at {args.topic}/{args.partition}/"
-                             f"{args.offset}\n")  # fmt: skip
-            return EXIT_USAGE
-        out.write(orjson.dumps(dlq.shown(found[0])).decode() + "\n")
+        found = asyncio.run(dlq.read_one(settings, args.topic, args.partition, args.offset))
+        out.write(orjson.dumps(dlq.shown(found)).decode() + "\n")
         return 0
+    letters = asyncio.run(dlq.read(settings, args.topic, values=args.action == "redrive"))
     chosen = dlq.selected(letters, args.reason, args.since)
     if args.action == "list":
         out.writelines(orjson.dumps(d.summary()).decode() + "\n" for d in chosen)

@@ -10,6 +10,7 @@ is never redriven: its whole record is only in the origin topic.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from collections import Counter
@@ -37,9 +38,11 @@ class DeadLetter:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
+    size: int = 0  # the value's bytes (kept when the value is not)
 
     def header(self, name: str) -> str | None:
-        for key, value in self.headers:
+        """The last header of that name: the processor's own come after the record's."""
+        for key, value in reversed(self.headers):
             if key == name:
                 return (value or b"").decode(errors="replace")
         return None
@@ -71,7 +74,7 @@ class DeadLetter:
             "reason": self.reason,
             "error": self.header("sla-error-class"),
             "origin": self.origin,
-            "bytes": len(self.value or b""),
+            "bytes": max(self.size, len(self.value or b"")),
             "truncated": self.truncated,
         }
 
@@ -111,23 +114,47 @@ def counts(letters: Iterable[DeadLetter]) -> dict[str, int]:
     return dict(sorted(Counter(d.reason for d in letters).items()))
 
 
-async def read(settings: Settings, topic: str) -> list[DeadLetter]:
-    """Every record of `topic` up to its end offsets when called."""
-    consumer = AIOKafkaConsumer(
-        **client_options(settings), group_id=None, enable_auto_commit=False,
-        isolation_level="read_committed",
-    )  # fmt: skip
+async def read(settings: Settings, topic: str, *, values: bool = True) -> list[DeadLetter]:
+    """Every record of `topic` up to its end offsets when called (without their values unless
+    `values`: a listing keeps only sizes)."""
     partitions = (await _partitions(settings, [topic])).get(topic)
     if not partitions:
         raise LookupError(f"no topic {topic}")
+    consumer = _consumer(settings)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        return await _until_end(consumer, tps, lambda r: _letter(r))
+        return await _until_end(consumer, tps, lambda r: _letter(r, values))
     finally:
         await consumer.stop()
+
+
+async def read_one(settings: Settings, topic: str, partition: int, offset: int) -> DeadLetter:
+    """The record at one offset; LookupError if there is none."""
+    if partition not in (await _partitions(settings, [topic])).get(topic, []):
+        raise LookupError(f"no partition {partition} of topic {topic}")
+    consumer = _consumer(settings)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, offset)
+        ends = await consumer.end_offsets([tp])
+        if offset >= ends[tp]:
+            raise LookupError(f"no dead letter at {topic}/{partition}/{offset}")
+        record = await asyncio.wait_for(consumer.getone(tp), READ_TIMEOUT_SECONDS)
+        if record.offset != offset:  # a transaction marker or an aborted record was there
+            raise LookupError(f"no dead letter at {topic}/{partition}/{offset}")
+        return _letter(record, True)
+    finally:
+        await consumer.stop()
+
+
+def _consumer(settings: Settings) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False,
+                            isolation_level="read_committed")  # fmt: skip
 
 
 async def redriven(settings: Settings, letters: list[DeadLetter]) -> set[str]:
@@ -139,12 +166,11 @@ async def redriven(settings: Settings, letters: list[DeadLetter]) -> set[str]:
             by_topic[topic] = min(letter.timestamp, by_topic.get(topic, letter.timestamp))
     if not by_topic:
         return set()
-    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None,
-                                enable_auto_commit=False)  # fmt: skip
     found = await _partitions(settings, list(by_topic))
     tps = [TopicPartition(topic, p) for topic, ps in found.items() for p in ps]
     if not tps:
         return set()
+    consumer = _consumer(settings)
     await consumer.start()
     try:
         consumer.assign(tps)
@@ -231,9 +257,11 @@ async def _partitions(settings: Settings, topics: list[str]) -> dict[str, list[i
     return {t["topic"]: sorted(p["partition"] for p in t["partitions"]) for t in described}
 
 
-def _letter(record: Any) -> DeadLetter:
+def _letter(record: Any, values: bool) -> DeadLetter:
+    size = len(record.value or b"")
     return DeadLetter(record.partition, record.offset, record.timestamp, record.key,
-                      record.value, tuple(record.headers or ()))  # fmt: skip
+                      record.value if values else None, tuple(record.headers or ()),
+                      size)  # fmt: skip
 
 
 def _marker(record: Any) -> str | None:

@@ -3,7 +3,8 @@ is tested without a worker.
 
 - **Live** (`/healthz`): the event loop answers (the request itself), the deadline loop went round
   within `LOOP_STALL_SECONDS`, and the stream is not stuck: records the Kafka client handed over
-  wait while none was done for `STREAM_STALL_SECONDS`, outside a rebalance or recovery. A failed
+  wait while none was done for `STREAM_STALL_SECONDS`, outside a rebalance, a recovery or a broker
+  outage (`processor.outages`: the sends of a record wait for the broker). A failed
   liveness means a restart helps.
 - **Ready** (`/readyz`): the worker joined its group, is neither rebalancing nor recovering, and
   every partition it owns has its deadline index rebuilt. Deadlines held behind a backlog are
@@ -29,6 +30,7 @@ class Facts:
     joined: bool  # an assignment was received (possibly of no partition)
     rebalancing: bool
     recovering: bool
+    broker_unreachable: bool  # a restart would not help: nothing can be sent meanwhile
     owned: frozenset[int]  # partitions assigned
     indexed: frozenset[int]  # partitions whose deadline index is rebuilt
     held_partitions: int
@@ -39,7 +41,7 @@ def liveness(facts: Facts) -> tuple[bool, dict[str, Any]]:
     beat_age = facts.now - (facts.loop_beat if facts.loop_beat is not None else facts.started)
     loop_ok = beat_age <= LOOP_STALL_SECONDS
     idle = facts.now - (facts.last_record if facts.last_record is not None else facts.started)
-    paused = facts.rebalancing or facts.recovering
+    paused = facts.rebalancing or facts.recovering or facts.broker_unreachable
     stream_ok = paused or not facts.records_in_hand or idle <= STREAM_STALL_SECONDS
     checks = {
         "deadline_loop": {"ok": loop_ok, "seconds_since_round": round(beat_age, 3)},

@@ -48,7 +48,9 @@ class ReadPositions:
     def waiting(self) -> bool:
         """A record the Kafka client handed over is not yet done with, on some source."""
         applied = self.applied
-        return any(f.handed > applied.get(source, 0) for source, f in self.fetched.items())
+        # A copy: the Kafka client's thread adds and removes sources meanwhile.
+        fetched = list(self.fetched.items())
+        return any(f.handed > applied.get(source, 0) for source, f in fetched)
 
     def await_held(self, barriers: Iterable[Barrier]) -> None:
         """Remember, per source, the lowest offset one of `barriers` still waits for."""

@@ -193,8 +193,9 @@ def record_size(key: bytes | None, value: bytes | None, headers: list[tuple[str,
 def fit(
     key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]], limit: int
 ) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
-    """A record that fits in `limit` bytes: the same record if it does; else its key cut to
-    KEY_KEPT bytes if longer, its value cut to what fits, and headers that say so.
+    """A record that fits in `limit` bytes: the same record if it does; else the record's own
+    headers dropped if they alone do not leave room (the processor's `sla-*` ones stay), its
+    key cut to KEY_KEPT bytes if longer, its value cut to what fits, and headers that say so.
 
     A record the producer refused would be lost: committed past, never dead-lettered. The cut
     one names what was cut, the original sizes and the value's SHA-256; the origin headers say
@@ -210,11 +211,15 @@ def fit(
         ("sla-original-value-bytes", str(len(original)).encode()),
         ("sla-original-value-sha256", hashlib.sha256(original).hexdigest().encode()),
     ]
-    room = limit - record_size(kept_key, b"", [*headers, *marks, ("sla-truncated", b"key,value")])
+    worst = ("sla-truncated", b"headers,key,value")
+    own = [(k, v) for k, v in headers if k.startswith("sla-")]
+    cut_headers = record_size(kept_key, b"", [*headers, *marks, worst]) > limit // 2
+    kept_headers = own if cut_headers else headers
+    room = limit - record_size(kept_key, b"", [*kept_headers, *marks, worst])
     kept_value = original[: max(room - 8, 0)]  # 8: the value length's varint grows
-    cut = [name for name, was in (("key", cut_key), ("value", len(kept_value) < len(original)))
-           if was]  # fmt: skip
-    truncated = [*headers, ("sla-truncated", ",".join(cut).encode()), *marks]
+    cut = [name for name, was in (("headers", cut_headers), ("key", cut_key),
+                                  ("value", len(kept_value) < len(original))) if was]  # fmt: skip
+    truncated = [*kept_headers, ("sla-truncated", ",".join(cut).encode()), *marks]
     return kept_key, kept_value if value is not None else None, truncated
 
 

@@ -132,8 +132,12 @@ class SlaStream:
         pairs = tuple(headers.items() if isinstance(headers, Mapping) else headers)
         if message.topic == self._rekeyed:
             real = Origin.from_headers(pairs, key)
-            origin = real or Origin(message.topic, message.partition, message.offset, key, pairs)
-            await self._input(origin, value, message.partition, rekeyed=True)
+            if real is None:  # not written by a worker: nowhere to dead-letter it
+                self.metrics.events_rejected.labels(message.topic, "invalid_envelope").inc()
+                log.warning("re-keyed record without its origin skipped", extra={
+                    "partition": message.partition, "offset": message.offset})  # fmt: skip
+                return
+            await self._input(real, value, message.partition, rekeyed=True)
         else:
             origin = Origin(message.topic, message.partition, message.offset, key, pairs)
             await self._input(origin, value, message.partition, rekeyed=False)

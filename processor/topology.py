@@ -154,7 +154,7 @@ def advertised_host(settings: Settings) -> str:
         with socket.socket(family, kind, proto) as probe:
             probe.connect(address)
             local = str(probe.getsockname()[0])
-    except OSError:
+    except (OSError, UnicodeError):  # UnicodeError: a host label IDNA refuses
         return socket.gethostname()
     return f"[{local}]" if ":" in local else local
 

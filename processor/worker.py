@@ -158,6 +158,7 @@ def assemble(
             joined=bool(joined),
             rebalancing=bool(app.rebalancing),
             recovering=bool(app.in_recovery),
+            broker_unreachable=OUTAGES.unreachable_seconds() > 0,
             owned=frozenset(owned()),
             indexed=frozenset(stream.deadlines.partitions),
             held_partitions=len(stream.deadlines.held()),

@@ -246,7 +246,9 @@ def parse_record(
     """One Kafka record as a CloudEvent, in either mode; InvalidEvent with a bounded reason."""
     attributes: dict[str, str] = {}
     content_type: str | None = None
+    size = len(value or b"")
     for name, raw in headers:
+        size += len(name) + len(raw or b"")
         lower = name.lower()
         if lower == "content-type":
             content_type = _header_text(name, raw)
@@ -254,7 +256,12 @@ def parse_record(
             if lower[3:] in attributes:
                 raise InvalidEvent("invalid_envelope", f"header {name} given twice")
             attributes[lower[3:]] = _header_text(name, raw)
-    if "specversion" in attributes:
+    if size > max_bytes:  # the record's headers count: they go wherever it goes
+        raise InvalidEvent("too_large", f"event is {size} bytes, the limit is {max_bytes}")
+    structured = content_type is not None and _media_type(content_type).startswith(
+        "application/cloudevents"
+    )
+    if "specversion" in attributes and not structured:
         return _binary(value, attributes, content_type, max_bytes)
     if content_type is not None and _media_type(content_type) != STRUCTURED:
         raise InvalidEvent(
@@ -270,9 +277,6 @@ def parse_record(
 def _binary(
     value: bytes | None, attributes: dict[str, str], content_type: str | None, max_bytes: int
 ) -> InputEvent:
-    size = len(value or b"") + sum(len(k) + len(v) + len(_PREFIX) for k, v in attributes.items())
-    if size > max_bytes:
-        raise InvalidEvent("too_large", f"event is {size} bytes, the limit is {max_bytes}")
     media = _media_type(content_type) if content_type is not None else "application/json"
     if not (media == "application/json" or media.endswith("+json")):
         raise InvalidEvent(

@@ -101,12 +101,18 @@ async def run() -> None:
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for record in records:
-                    event = json.loads(record.value)
-                    if event["id"] in seen:
+                    try:
+                        event = json.loads(record.value)
+                        output_id, todo = event["id"], messages(event)
+                    except (TypeError, ValueError, KeyError) as exc:  # not an output: skip it
+                        sys.stderr.write(f"notifier: record {record.topic}/{record.partition}/"
+                                         f"{record.offset} skipped: {type(exc).__name__}\n")  # fmt: skip
+                        continue
+                    if output_id in seen:
                         continue  # delivered before: a redelivery
-                    for message in messages(event):
+                    for message in todo:
                         deliver(message)
-                    seen.add(event["id"])
+                    seen.add(output_id)
             if batches:
                 await consumer.commit()
             if time.monotonic() - expired > 60:

@@ -497,3 +497,15 @@ def test_binding_rejections(
     assert info.value.reason == reason
     assert message in str(info.value)
     assert SECRET[:8] not in str(info.value)
+
+
+def test_the_records_headers_count_toward_the_size_limit() -> None:
+    with pytest.raises(InvalidEvent) as info:
+        parse_record(_with(), [("x-trace", b"t" * MAX_EVENT_BYTES)])
+    assert info.value.reason == "too_large"
+
+
+def test_a_structured_content_type_wins_over_stray_ce_headers() -> None:
+    """A bridge may leave ce_* headers on a structured event: its content type says the mode."""
+    headers = [*ATTRIBUTES, ("content-type", b"application/cloudevents+json")]
+    assert parse_record(_with(), headers).type == "ticket.responded"

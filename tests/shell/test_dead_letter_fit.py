@@ -56,3 +56,14 @@ def test_whatever_the_sizes_the_record_fits(key: int | None, value: int | None, 
     if (kept_key, kept_value) != (raw_key, raw_value):
         assert raw_value is None or raw_value.startswith(kept_value or b"")
         assert dict(headers)["sla-original-value-bytes"] == str(value or 0).encode()
+
+
+def test_huge_headers_of_the_record_are_dropped_and_the_processors_kept() -> None:
+    headers = [("x-upstream", b"a" * 1_000_500), *ORIGIN]
+    key, value, kept = fit(b"T-1", b"bad", headers, LIMIT)
+    assert (key, value) == (b"T-1", b"bad")
+    assert record_size(key, value, kept) <= LIMIT
+    names = [name for name, _ in kept]
+    assert "x-upstream" not in names
+    assert kept[: len(ORIGIN)] == ORIGIN
+    assert dict(kept)["sla-truncated"] == b"headers"

@@ -19,6 +19,7 @@ NOW = 10_000.0
 HEALTHY = Facts(
     now=NOW, loop_beat=NOW - 0.5, started=NOW - 600, last_record=NOW - 1.0,
     records_in_hand=False, joined=True, rebalancing=False, recovering=False,
+    broker_unreachable=False,
     owned=frozenset({0, 1}), indexed=frozenset({0, 1}), held_partitions=1,
     oldest_hold_seconds=2.5,
 )  # fmt: skip
@@ -45,6 +46,7 @@ def test_a_working_worker_is_live_and_ready() -> None:
         # ... unless a rebalance or a recovery holds the stream
         ({"records_in_hand": True, "last_record": NOW - 900, "recovering": True}, True),
         ({"records_in_hand": True, "last_record": NOW - 900, "rebalancing": True}, True),
+        ({"records_in_hand": True, "last_record": NOW - 900, "broker_unreachable": True}, True),
         # nothing waits: idle, not stuck
         ({"records_in_hand": False, "last_record": NOW - 900}, True),
         ({"records_in_hand": True, "last_record": NOW - 60}, True),

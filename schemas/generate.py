@@ -85,7 +85,11 @@ DLQ_HEADERS: Final = {
         "sla-origin-topic": {"type": "string"},
         "sla-origin-partition": {"type": "string", "pattern": "^[0-9]+$"},
         "sla-origin-offset": {"type": "string", "pattern": "^[0-9]+$"},
-        "sla-truncated": {"type": "string", "enum": ["key", "value", "key,value"]},
+        "sla-truncated": {
+            "type": "string",
+            "pattern": "^(headers|key|value)(,(key|value))*$",
+            "description": "what was cut to fit one producer request",
+        },
         "sla-original-key-bytes": {"type": "string", "pattern": "^[0-9]+$"},
         "sla-original-value-bytes": {"type": "string", "pattern": "^[0-9]+$"},
         "sla-original-value-sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},

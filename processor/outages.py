@@ -13,7 +13,9 @@ from typing import Final
 
 log = logging.getLogger(__name__)
 
-# What aiokafka says, at WARNING or above, when it cannot reach a broker.
+# What aiokafka says, at WARNING or above, when it cannot reach a broker. Not "Marking the
+# coordinator dead" alone: a fresh broker's group coordinator is not ready for a moment, and a
+# coordinator moves; its heartbeat errors name NodeNotReadyError when the broker is gone.
 MARKERS: Final = (
     "Unable connect to",
     "Connect call failed",
@@ -21,9 +23,6 @@ MARKERS: Final = (
     "Unable to request metadata",
     "NodeNotReadyError",
     "KafkaConnectionError",
-    "Marking the coordinator dead",
-    "Heartbeat send request failed",
-    "Error sending HeartbeatRequest",
 )
 QUIET_SECONDS: Final = 10.0  # no connection error for this long: the broker is reachable again
 REPEAT_SECONDS: Final = 60.0  # while it is not, one line this often

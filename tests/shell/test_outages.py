@@ -69,8 +69,9 @@ def test_an_outage_is_one_line_then_one_a_minute_then_one_when_it_ends(
         record("Unable connect to node 1", level=logging.INFO),
         record("Heartbeat failed for group g because it is rebalancing"),
         record("Commit failed: UnknownMemberIdError"),
+        record("Marking the coordinator dead (node 1)for group g.", level=logging.WARNING),
     ],
-    ids=["another-logger", "info", "rebalancing", "other-error"],
+    ids=["another-logger", "info", "rebalancing", "other-error", "coordinator-not-ready"],
 )
 def test_other_records_pass_untouched(r: logging.LogRecord) -> None:
     outages = Outages(Clock())

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from processor.settings import Settings
+from processor.topics import partitions_of
 from processor.topology import client_options
 
 MARKER: Final = "sla-redrive-of"
@@ -117,7 +117,7 @@ def counts(letters: Iterable[DeadLetter]) -> dict[str, int]:
 async def read(settings: Settings, topic: str, *, values: bool = True) -> list[DeadLetter]:
     """Every record of `topic` up to its end offsets when called (without their values unless
     `values`: a listing keeps only sizes)."""
-    partitions = (await _partitions(settings, [topic])).get(topic)
+    partitions = (await partitions_of(settings, [topic])).get(topic)
     if not partitions:
         raise LookupError(f"no topic {topic}")
     consumer = _consumer(settings)
@@ -133,7 +133,7 @@ async def read(settings: Settings, topic: str, *, values: bool = True) -> list[D
 
 async def read_one(settings: Settings, topic: str, partition: int, offset: int) -> DeadLetter:
     """The record at one offset; LookupError if there is none."""
-    if partition not in (await _partitions(settings, [topic])).get(topic, []):
+    if partition not in (await partitions_of(settings, [topic])).get(topic, []):
         raise LookupError(f"no partition {partition} of topic {topic}")
     consumer = _consumer(settings)
     await consumer.start()
@@ -166,7 +166,7 @@ async def redriven(settings: Settings, letters: list[DeadLetter]) -> set[str]:
             by_topic[topic] = min(letter.timestamp, by_topic.get(topic, letter.timestamp))
     if not by_topic:
         return set()
-    found = await _partitions(settings, list(by_topic))
+    found = await partitions_of(settings, list(by_topic))
     tps = [TopicPartition(topic, p) for topic, ps in found.items() for p in ps]
     if not tps:
         return set()
@@ -242,19 +242,6 @@ async def _until_end(consumer: AIOKafkaConsumer, tps: list[TopicPartition], make
             if await consumer.position(tp) >= ends[tp]:
                 pending.discard(tp)
     return found
-
-
-async def _partitions(settings: Settings, topics: list[str]) -> dict[str, list[int]]:
-    """The partitions of those of `topics` that exist (a missing one is not created)."""
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        names = [t for t in topics if t in existing]
-        described = await admin.describe_topics(names) if names else []
-    finally:
-        await admin.close()
-    return {t["topic"]: sorted(p["partition"] for p in t["partitions"]) for t in described}
 
 
 def _letter(record: Any, values: bool) -> DeadLetter:

@@ -70,20 +70,25 @@ async def check_partitions(settings: Settings) -> None:
     """Before the worker declares any topic: every co-partitioned topic that exists has
     SLA_TOPIC_PARTITIONS partitions, or PartitionMismatch. (Faust creates the missing internal
     topics with the configured count: started once with a wrong one, it would leave them so.)"""
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
-    try:
-        # Only topics that exist are described: a metadata request naming a missing topic
-        # creates it on a broker with auto.create.topics.enable (with its default count).
-        existing = set(await admin.list_topics())
-        names = [name for name in copartitioned(settings) if name in existing]
-        described = await admin.describe_topics(names) if names else []
-    finally:
-        await admin.close()
-    counts = {t["topic"]: len(t["partitions"]) for t in described if t["partitions"]}
+    existing = await partitions_of(settings, copartitioned(settings))
+    counts = {name: len(partitions) for name, partitions in existing.items() if partitions}
     found = mismatches(settings.topic_partitions, counts)
     if found:
         raise mismatch_error(settings.topic_partitions, found)
+
+
+async def partitions_of(settings: Settings, topics: list[str]) -> dict[str, list[int]]:
+    """The partitions of those of `topics` that exist. Only they are described: a metadata
+    request naming a missing topic creates it on a broker with auto.create.topics.enable."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        names = [name for name in topics if name in existing]
+        described = await admin.describe_topics(names) if names else []
+    finally:
+        await admin.close()
+    return {t["topic"]: sorted(p["partition"] for p in t["partitions"]) for t in described}
 
 
 async def _described(admin: AIOKafkaAdminClient, names: list[str]) -> list[dict[str, Any]]:

@@ -1,5 +1,5 @@
 """The SLA processor's Grafana dashboard, built with Grafana's own SDK (grafana-foundation-sdk,
-typed from Grafana's schemas) and committed as JSON: `python deploy/grafana/build_dashboard.py`
+typed from Grafana's schemas) and committed as JSON: `.venv/bin/python deploy/grafana/build_dashboard.py`
 rewrites deploy/grafana/dashboards/sla-processor.json; tests/deploy/test_grafana.py checks that
 doing so changes nothing, and tests/broker/test_prometheus_live.py that every query returns data
 from a live worker.

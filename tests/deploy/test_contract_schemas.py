@@ -31,7 +31,7 @@ DEMO_POLICY = REPO / "processor" / "sla" / "demo_policy.toml"
 def test_regenerating_changes_nothing() -> None:
     generated = generate.files()
     for path, text in generated.items():
-        assert path.read_text() == text, f"{path} drifted: run python -m schemas.generate"
+        assert path.read_text() == text, f"{path} drifted: run .venv/bin/python -m schemas.generate"
     on_disk = set((REPO / "schemas" / "json").rglob("*.json")) | {REPO / "schemas/asyncapi.yaml"}
     assert on_disk == set(generated)
 

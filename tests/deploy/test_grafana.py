@@ -35,7 +35,7 @@ def committed() -> dict[str, Any]:
 
 def test_the_committed_dashboard_is_what_the_builder_gives() -> None:
     assert DASHBOARD.read_text() == builder().render(), (
-        "run: python deploy/grafana/build_dashboard.py"
+        "run: .venv/bin/python deploy/grafana/build_dashboard.py"
     )
 
 

@@ -1,11 +1,13 @@
 """Table values: ticket and maintenance states as compact, versioned JSON arrays.
 
-A state is stored as `[kind, 3, policy, next_due, field...]`, its fields in dataclass order;
+A state is stored as `[kind, 4, policy, next_due, field...]`, its fields in dataclass order;
 instants are integer microseconds since the epoch and durations integer microseconds, so decoding
 is exact. `next_due` is the state's next deadline under the policy whose fingerprint is `policy`:
 rebuilding a deadline index reads it with `peek` instead of decoding the state (a tenth of the
-cost). Version 3 states are self-describing: none of their pending deadlines has fired (a tick
-stores the state it advanced). Version 2 values (the same layout) and version 1 values
+cost). Version 3 and 4 states are self-describing: none of their pending deadlines has fired (a
+tick stores the state it advanced). Version 3 is version 4 without the ticket fields added after
+`seen_ids` (warnings, acknowledgements, corrections, surveys): decoding fills in their defaults.
+A ticket's `base` (the state of its last event) is stored within it, in the same layout. Version 2 values (the same layout) and version 1 values
 (`[kind, 1, field...]`, without the two) were written when ticks did not store what they fired,
 behind a per-partition fired watermark: they are still decoded, and `LEGACY` tells the caller to
 advance them through that watermark.
@@ -30,8 +32,11 @@ from processor.sla.maintenance import Maintenance
 from processor.sla.ticket import Ticket
 from processor.sla.vocabulary import Severity, Tier
 
-VERSION: Final = 3
+VERSION: Final = 4
 LEGACY: Final = frozenset({1, 2})  # may lag their partition's fired watermark
+# Versions of the current layout less fields appended later (their defaults fill them in):
+# version 3 values lack the ticket's fields from `warned` on.
+SHORTER: Final = frozenset({2, 3})
 _HEAD: Final = 4  # kind, version, policy, next_due
 
 
@@ -52,6 +57,8 @@ def _converters(hint: Any) -> tuple[Converter, Converter]:
         return (lambda v: None if v is None else enc(v)), (lambda v: None if v is None else dec(v))
     if hint is datetime:
         return micros, from_micros
+    if hint is Ticket:  # a ticket's `base`: the state of its last event, stored within it
+        return (lambda v: _LAYOUTS["t"].encode(v)), (lambda v: _LAYOUTS["t"].decode(v))
     if hint is timedelta:
         return (lambda v: v // MICROSECOND), (lambda v: v * MICROSECOND)
     if isinstance(hint, type) and issubclass(hint, Enum):
@@ -97,6 +104,10 @@ class _Layout:
         pairs = [_converters(hints[name]) for name in self.names]
         self.encoders = [(i, enc) for i, (enc, _) in enumerate(pairs) if enc is not None]
         self.decoders = [(i, dec) for i, (_, dec) in enumerate(pairs) if dec is not None]
+        # Filling in the fields that versions before 4 lack (they all have defaults).
+        self.defaults = [f.default for f in dataclasses.fields(cls)]
+        last = "seen_ids" if cls is Ticket else self.names[-1]
+        self.older = self.names.index(last) + 1  # fields in versions 1 to 3
 
     def encode(self, state: Any) -> list[Any]:
         values = list(self.fields(state))
@@ -105,6 +116,8 @@ class _Layout:
         return values
 
     def decode(self, values: list[Any]) -> Any:
+        if len(values) < len(self.names):
+            values += self.defaults[len(values) :]
         for i, dec in self.decoders:
             values[i] = dec(values[i])
         state = object.__new__(self.cls)
@@ -135,11 +148,11 @@ def decode_stored(raw: bytes) -> tuple[State, int]:
     try:
         kind, version, *values = orjson.loads(raw)
         layout = _LAYOUTS[kind]
-        if version in (VERSION, 2):
+        if version == VERSION or version in SHORTER:
             values = values[_HEAD - 2 :]
         elif version != 1:
             raise CorruptState(f"state of kind {kind!r} version {version} is not decodable")
-        if len(values) != len(layout.names):
+        if len(values) != (len(layout.names) if version == VERSION else layout.older):
             raise CorruptState(f"state of kind {kind!r} has {len(values)} fields")
         state: State = layout.decode(values)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError) as exc:

@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic import ValidationError as _ValidationError
 
 # The core's vocabulary, re-exported for the models' users.
+from processor.sla.policy import Role as Role
 from processor.sla.vocabulary import Impact as Impact
 from processor.sla.vocabulary import Severity as Severity
 from processor.sla.vocabulary import Tier as Tier
@@ -97,6 +98,12 @@ class AgentData(_Data):
     agent_id: Text | None = None
 
 
+class AcknowledgedData(_Data):
+    step: Annotated[int, Field(ge=1, le=1000)]
+    role: Role | None = None
+    agent_id: Text | None = None
+
+
 class StatusData(_Data):
     status: Annotated[str, Field(min_length=1, max_length=64, pattern=_NO_CONTROLS)]
 
@@ -154,6 +161,11 @@ class StatusChanged(_Envelope):
     data: StatusData
 
 
+class EscalationAcknowledged(_Envelope):
+    type: Literal["ticket.escalation_acknowledged"]
+    data: AcknowledgedData
+
+
 class Resolved(_Envelope):
     type: Literal["ticket.resolved"]
     data: NoData | None = None
@@ -193,6 +205,7 @@ TicketEvent = (
     | Resolved
     | Closed
     | Reopened
+    | EscalationAcknowledged
 )
 MaintenanceEvent = MaintenanceScheduled | MaintenanceRescheduled | MaintenanceCancelled
 InputEvent = TicketEvent | MaintenanceEvent
@@ -208,7 +221,7 @@ MAINTENANCE_TYPES: Final = frozenset(
 _NAMES: Final = frozenset(
     name
     for model in (_Envelope, TicketOpened, OpenedData, SeverityData, AgentData, StatusData,
-                  ScheduledData)
+                  ScheduledData, AcknowledgedData)
     for name in model.model_fields
 )  # fmt: skip
 

@@ -10,7 +10,18 @@ from typing import Any, Final
 
 import orjson
 
-from processor.sla.outputs import Breach, Escalation, MaintenanceNotice, Output, UpdateDue
+from processor.sla.outputs import (
+    Acknowledged,
+    Breach,
+    DeadlineWarning,
+    Escalation,
+    MaintenanceNotice,
+    Output,
+    Retraction,
+    SurveyDue,
+    Unacknowledged,
+    UpdateDue,
+)
 
 SOURCE: Final = "sla-processor"
 CONTENT_TYPE: Final = "application/cloudevents+json"
@@ -93,11 +104,101 @@ def _notice_data(notice: MaintenanceNotice) -> dict[str, Any]:
     return data
 
 
+def _warning_data(warning: DeadlineWarning) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "ticket_id": warning.ticket_id,
+        "customer_id": warning.customer_id,
+        "severity": warning.severity.value,
+        "support_tier": warning.tier.value,
+        "cycle": warning.cycle,
+        "target": warning.target.value,
+        "point": warning.point,
+        "due_at": rfc3339(warning.due_at),
+        "remaining": iso_duration(warning.remaining),
+    }
+    if warning.step is not None:
+        data["step"] = warning.step
+    return data
+
+
+def _actions(actions: Any) -> list[dict[str, str]]:
+    return [{"role": a.role.value, "action": a.action.value} for a in actions]
+
+
+def _unacknowledged_data(missed: Unacknowledged) -> dict[str, Any]:
+    return {
+        "ticket_id": missed.ticket_id,
+        "customer_id": missed.customer_id,
+        "severity": missed.severity.value,
+        "support_tier": missed.tier.value,
+        "cycle": missed.cycle,
+        "step": missed.step,
+        "escalated_at": rfc3339(missed.escalated_at),
+        "within": iso_duration(missed.within),
+        "due_at": rfc3339(missed.time),
+        "missed": missed.missed,
+        "then": None if missed.then is None else missed.then.value,
+        "actions": _actions(missed.actions),
+    }
+
+
+def _acknowledged_data(acknowledged: Acknowledged) -> dict[str, Any]:
+    return {
+        "ticket_id": acknowledged.ticket_id,
+        "customer_id": acknowledged.customer_id,
+        "severity": acknowledged.severity.value,
+        "support_tier": acknowledged.tier.value,
+        "cycle": acknowledged.cycle,
+        "step": acknowledged.step,
+        "role": acknowledged.role,
+        "escalated_at": rfc3339(acknowledged.escalated_at),
+        "acknowledged_at": rfc3339(acknowledged.time),
+        "latency": iso_duration(acknowledged.latency),
+        "within": iso_duration(acknowledged.within),
+        "event_id": acknowledged.event_id,
+    }
+
+
+def _retraction_data(retraction: Retraction) -> dict[str, Any]:
+    return {
+        "ticket_id": retraction.ticket_id,
+        "customer_id": retraction.customer_id,
+        "retracted_id": retraction.retracted_id,
+        "retracted_type": retraction.retracted_type,
+        "retracted_time": rfc3339(retraction.time),
+        "reason": "late_event",
+        "late_event": {
+            "id": retraction.event_id,
+            "type": retraction.event_type,
+            "time": rfc3339(retraction.event_time),
+        },
+    }
+
+
+def _survey_data(survey: SurveyDue) -> dict[str, Any]:
+    return {
+        "ticket_id": survey.ticket_id,
+        "customer_id": survey.customer_id,
+        "severity": survey.severity.value,
+        "support_tier": survey.tier.value,
+        "cycle": survey.cycle,
+        "opened_at": rfc3339(survey.opened_at),
+        "responded_at": None if survey.responded_at is None else rfc3339(survey.responded_at),
+        "resolved_at": rfc3339(survey.resolved_at),
+        "agent_id": survey.agent_id,
+    }
+
+
 _DATA: Final[dict[type, Callable[[Any], dict[str, Any]]]] = {
     Escalation: _escalation_data,
     UpdateDue: _update_data,
     Breach: _breach_data,
     MaintenanceNotice: _notice_data,
+    DeadlineWarning: _warning_data,
+    Unacknowledged: _unacknowledged_data,
+    Acknowledged: _acknowledged_data,
+    Retraction: _retraction_data,
+    SurveyDue: _survey_data,
 }
 
 

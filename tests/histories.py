@@ -173,6 +173,8 @@ def _move(rng: random.Random, ticket: Ticket) -> tuple[str, Data]:
         weights = {"ticket.responded": 1 if ticket.responded_at else 4, "ticket.updated": 3,
                    "ticket.status_changed": 2, "ticket.severity_changed": 2,
                    "ticket.resolved": 2, "ticket.closed": 0.5}  # fmt: skip
+        if ticket.steps_done:
+            weights["ticket.escalation_acknowledged"] = 2
     type_ = rng.choices(list(weights), list(weights.values()))[0]
     return type_, _ticket_data(rng, ticket, type_)
 
@@ -182,6 +184,11 @@ def _ticket_data(rng: random.Random, ticket: Ticket, type_: str) -> Data:
         return rng.choice((None, {"agent_id": f"a{rng.randrange(20)}"}))
     if type_ == "ticket.status_changed":
         return {"status": "open" if ticket.paused_since else "pending_customer"}
+    if type_ == "ticket.escalation_acknowledged":
+        data: dict[str, Any] = {"step": rng.choice(sorted(n for _, n in ticket.steps_done))}
+        if rng.random() < 0.5:
+            data["role"] = rng.choice(("tier1", "tier2", "support_manager", "support_director"))
+        return data
     if type_ == "ticket.severity_changed":
         return {"severity": rng.choice([s for s in _SEVERITIES if s != ticket.severity])}
     return None

@@ -9,7 +9,7 @@ from enum import StrEnum
 from hashlib import sha1
 from typing import ClassVar, Final, Protocol
 
-from processor.sla.policy import Assignment
+from processor.sla.policy import Assignment, MissedAcknowledgement, Target
 from processor.sla.vocabulary import Severity, Tier
 
 # Ids are uuid5 over the logical identity of an output, so retries, restarts and replays agree.
@@ -38,6 +38,10 @@ class OutputTopic(StrEnum):
     UPDATES_DUE = "updates_due"
     BREACHES = "breaches"
     NOTICES = "notices"
+    WARNINGS = "warnings"
+    ACKNOWLEDGEMENTS = "acknowledgements"
+    RETRACTIONS = "retractions"
+    SURVEYS = "surveys"
 
 
 class Output(Protocol):
@@ -120,6 +124,154 @@ class Breach:
     @property
     def id(self) -> str:
         return deterministic_id(self.type, self.ticket_id, self.target)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineWarning:
+    """A deadline approaches: `point` names the policy's point ("75%" or a lead such as "PT15M")."""
+
+    TOPIC: ClassVar[OutputTopic] = OutputTopic.WARNINGS
+    type: ClassVar[str] = "sla.warning"
+
+    ticket_id: str
+    customer_id: str
+    severity: Severity
+    tier: Tier
+    cycle: int
+    target: Target
+    step: int | None  # the escalation step warned of
+    point: str
+    due_at: datetime  # the deadline warned of
+    remaining: timedelta  # working time left before it
+    key: str  # which deadline: its target, cycle and (step or window)
+    time: datetime
+
+    @property
+    def subject(self) -> str:
+        return self.ticket_id
+
+    @property
+    def id(self) -> str:
+        return deterministic_id(self.type, self.ticket_id, self.key, self.point)
+
+
+@dataclass(frozen=True, slots=True)
+class Unacknowledged:
+    """An escalation step's actions were not acknowledged within the policy's window."""
+
+    TOPIC: ClassVar[OutputTopic] = OutputTopic.ACKNOWLEDGEMENTS
+    type: ClassVar[str] = "sla.escalation_unacknowledged"
+
+    ticket_id: str
+    customer_id: str
+    severity: Severity
+    tier: Tier
+    cycle: int
+    step: int
+    escalated_at: datetime
+    within: timedelta
+    missed: int  # windows missed so far: 1, 2, ...
+    then: MissedAcknowledgement | None  # what follows: a repeat, the next step, or nothing
+    actions: tuple[Assignment, ...]
+    time: datetime
+
+    @property
+    def subject(self) -> str:
+        return self.ticket_id
+
+    @property
+    def id(self) -> str:
+        return deterministic_id(
+            self.type, self.ticket_id, self.cycle, self.severity, self.step, self.missed
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledged:
+    """An awaited escalation step was acknowledged: its latency since the step was emitted."""
+
+    TOPIC: ClassVar[OutputTopic] = OutputTopic.ACKNOWLEDGEMENTS
+    type: ClassVar[str] = "sla.escalation_acknowledged"
+
+    ticket_id: str
+    customer_id: str
+    severity: Severity
+    tier: Tier
+    cycle: int
+    step: int
+    role: str | None
+    escalated_at: datetime
+    within: timedelta
+    event_id: str
+    time: datetime
+
+    @property
+    def latency(self) -> timedelta:
+        return self.time - self.escalated_at
+
+    @property
+    def subject(self) -> str:
+        return self.ticket_id
+
+    @property
+    def id(self) -> str:
+        return deterministic_id(self.type, self.ticket_id, self.cycle, self.severity, self.step)
+
+
+@dataclass(frozen=True, slots=True)
+class Retraction:
+    """A late event (stamped before an emitted output's time) would have cancelled that output.
+
+    `time` is the retracted output's, so a stream ordered by time has the retraction after it.
+    """
+
+    TOPIC: ClassVar[OutputTopic] = OutputTopic.RETRACTIONS
+    type: ClassVar[str] = "sla.retraction"
+
+    ticket_id: str
+    customer_id: str
+    retracted_id: str
+    retracted_type: str
+    retracted_topic: OutputTopic
+    event_id: str
+    event_type: str
+    event_time: datetime
+    time: datetime
+
+    @property
+    def subject(self) -> str:
+        return self.ticket_id
+
+    @property
+    def id(self) -> str:
+        return deterministic_id(self.type, self.retracted_id, self.event_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyDue:
+    """A resolved ticket's satisfaction survey is due (once per cycle, unless reopened first)."""
+
+    TOPIC: ClassVar[OutputTopic] = OutputTopic.SURVEYS
+    type: ClassVar[str] = "ticket.survey_due"
+
+    ticket_id: str
+    customer_id: str
+    severity: Severity
+    tier: Tier
+    cycle: int
+    opened_at: datetime  # the cycle's clock start
+    responded_at: datetime | None
+    resolved_at: datetime
+    agent_id: str | None  # the last agent who responded or updated
+    time: datetime
+
+    @property
+    def subject(self) -> str:
+        return self.ticket_id
+
+    @property
+    def id(self) -> str:
+        return deterministic_id(self.type, self.ticket_id, self.cycle)
 
 
 class NoticeType(StrEnum):

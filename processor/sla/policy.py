@@ -74,6 +74,47 @@ class MaintenanceRules:
     exempt_kinds: frozenset[str]
 
 
+class Target(StrEnum):
+    """The deadlines a warning may precede."""
+
+    INITIAL_RESPONSE = "initial_response"
+    UPDATE_DUE = "update_due"
+    ESCALATION = "escalation"
+
+
+@dataclass(frozen=True, slots=True)
+class WarningRule:
+    """Warnings before a severity's deadlines: at a share of the target elapsed (`percents`)
+    and at lead times before the deadline (`leads`), in the clock's working time."""
+
+    percents: tuple[int, ...]
+    leads: tuple[timedelta, ...]
+    targets: frozenset[Target]
+
+
+class MissedAcknowledgement(StrEnum):
+    REPEAT = "repeat"  # repeat the step's notification, up to `repeats` times
+    NEXT_STEP = "next_step"  # move to the ladder's next step at once
+
+
+@dataclass(frozen=True, slots=True)
+class AcknowledgementRule:
+    """A step's actions must be acknowledged `within` its emission (on the severity's clock)."""
+
+    within: timedelta
+    on_missed: MissedAcknowledgement
+    repeats: int
+    steps: frozenset[int] | None  # None: every step of the ladder
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyRule:
+    """`ticket.survey_due` at `delay` after a resolve, for tickets of these severities."""
+
+    delay: timedelta
+    severities: frozenset[Severity]
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """Everything the engine needs to decide; lookups are precomputed mappings."""
@@ -88,6 +129,11 @@ class Policy:
     closed_ticket_retention: timedelta
     ended_maintenance_retention: timedelta
     calendars: Mapping[str, BusinessCalendar] = field(default_factory=dict)
+    # Optional rules beyond the seed's tables (absent from a policy file: off).
+    warnings: Mapping[Severity, WarningRule] = field(default_factory=dict)
+    acknowledgement: Mapping[Severity, AcknowledgementRule] = field(default_factory=dict)
+    survey: SurveyRule | None = None
+    retractions: bool = False
     # Names the policy's content. States are stored with their next deadline and this tag, so
     # a restart under another policy recomputes deadlines instead of trusting stored ones.
     fingerprint: str = ""
@@ -166,6 +212,38 @@ class _RetentionFile(BaseModel):
     ended_maintenance: Duration = timedelta(days=7)
 
 
+class _WarningFile(BaseModel):
+    model_config = _FILE
+    percent: tuple[Annotated[int, Field(ge=1, le=99)], ...] = ()
+    before: tuple[PositiveDuration, ...] = ()
+    targets: Annotated[tuple[Target, ...], Field(min_length=1)] = tuple(Target)
+
+    @model_validator(mode="after")
+    def _some_point(self) -> _WarningFile:
+        if not self.percent and not self.before:
+            raise ValueError("a warning needs `percent` or `before` (or both)")
+        return self
+
+
+class _AcknowledgementFile(BaseModel):
+    model_config = _FILE
+    within: PositiveDuration
+    on_missed: MissedAcknowledgement = MissedAcknowledgement.REPEAT
+    repeats: Annotated[int, Field(ge=0, le=9)] = 0
+    steps: tuple[Annotated[int, Field(ge=1)], ...] | None = None
+
+
+class _SurveyFile(BaseModel):
+    model_config = _FILE
+    delay: Duration
+    severities: Annotated[tuple[Severity, ...], Field(min_length=1)] = tuple(Severity)
+
+
+class _RetractionsFile(BaseModel):
+    model_config = _FILE
+    enabled: bool = False
+
+
 class _CalendarFile(BaseModel):
     model_config = _FILE
     timezone: str
@@ -193,6 +271,10 @@ class _PolicyFile(BaseModel):
     retention: _RetentionFile = _RetentionFile()
     calendars: dict[str, _CalendarFile] = {}
     clocks: dict[Severity, str] = {}
+    warnings: dict[Severity, _WarningFile] = {}
+    acknowledgement: dict[Severity, _AcknowledgementFile] = {}
+    survey: _SurveyFile | None = None
+    retractions: _RetractionsFile = _RetractionsFile()
 
     @model_validator(mode="after")
     def _complete(self) -> _PolicyFile:
@@ -204,6 +286,14 @@ class _PolicyFile(BaseModel):
         for severity, name in self.clocks.items():
             if name not in self.calendars:
                 raise ValueError(f"clocks.{severity} names no calendar: {name!r}")
+        for severity, rule in self.acknowledgement.items():
+            numbers = {s.step for s in self.escalation.get(severity, ())}
+            unknown = sorted(set(rule.steps or ()) - numbers)
+            if unknown:
+                raise ValueError(f"acknowledgement.{severity}.steps: no such step {unknown}")
+        if self.survey is not None and self.survey.delay > self.retention.closed_tickets:
+            # A closed ticket is forgotten after its retention: a later survey would be lost.
+            raise ValueError("survey.delay must not exceed retention.closed_tickets")
         return self
 
 
@@ -244,6 +334,33 @@ def _compile(spec: _PolicyFile, calendars: Mapping[str, BusinessCalendar]) -> Po
         closed_ticket_retention=spec.retention.closed_tickets,
         ended_maintenance_retention=spec.retention.ended_maintenance,
         calendars=MappingProxyType(dict(calendars)),
+        warnings=MappingProxyType(
+            {
+                sev: WarningRule(
+                    tuple(sorted(set(w.percent))),
+                    tuple(sorted(set(w.before), reverse=True)),
+                    frozenset(w.targets),
+                )
+                for sev, w in spec.warnings.items()
+            }
+        ),
+        acknowledgement=MappingProxyType(
+            {
+                sev: AcknowledgementRule(
+                    a.within,
+                    a.on_missed,
+                    a.repeats,
+                    None if a.steps is None else frozenset(a.steps),
+                )
+                for sev, a in spec.acknowledgement.items()
+            }
+        ),
+        survey=(
+            None
+            if spec.survey is None
+            else SurveyRule(spec.survey.delay, frozenset(spec.survey.severities))
+        ),
+        retractions=spec.retractions.enabled,
         fingerprint=_fingerprint(spec),
     )
 

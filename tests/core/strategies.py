@@ -103,6 +103,7 @@ _WEIGHTS = {
     "duplicate": 4,
     "out_of_order": 2,
     "ticket.opened": 1,
+    "ticket.escalation_acknowledged": 2,
 }
 _KINDS = tuple(kind for kind, weight in _WEIGHTS.items() for _ in range(weight))
 _LATE_KINDS = tuple(kind for kind in _WEIGHTS if kind.startswith("ticket."))
@@ -118,6 +119,8 @@ def _data_for(draw: st.DrawFn, kind: str) -> dict[str, Any] | None:
         return {"status": draw(st.sampled_from(STATUSES))}
     if kind in ("ticket.responded", "ticket.updated"):
         return {"agent_id": "A-1"}
+    if kind == "ticket.escalation_acknowledged":
+        return {"step": draw(st.integers(1, 3))}
     return None
 
 

@@ -24,6 +24,7 @@ from processor.sla.ticket import Decision, Ticket
 from schemas.cloudevents import (
     REASONS,
     Closed,
+    EscalationAcknowledged,
     InputEvent,
     InvalidEvent,
     Reopened,
@@ -161,6 +162,10 @@ class Model:
             return "already_opened"
         if isinstance(event, Reopened) and self.phase != "resolved":
             return "not_resolved"
+        if isinstance(event, EscalationAcknowledged) and not any(
+            cycle == self.cycle and step == event.data.step for cycle, _, step in self.steps_done
+        ):
+            return "not_escalated"
         return None
 
     def duplicate(self, event: InputEvent) -> bool:

@@ -18,9 +18,13 @@ from processor.sla import engine
 from processor.sla.maintenance import Maintenance
 from processor.sla.policy import load_policy
 from processor.sla.ticket import Phase, Ticket
+from processor.sla.vocabulary import Severity
 from schemas.cloudevents import parse_event
 
-POLICY = load_policy()  # the seed's: business hours are not involved, values are
+# The seed's, with every optional rule on (warnings, acknowledgements, corrections, surveys):
+# business hours are not involved, values are.
+EXTENDED = Path(__file__).parents[2] / "examples" / "policies" / "extended.toml"
+POLICY = load_policy(EXTENDED)
 T0 = datetime(2026, 3, 2, 9, 0, 0, 123456, tzinfo=UTC)
 
 
@@ -37,6 +41,7 @@ def ev(event_id: str, type_: str, minutes: float, subject: str, data: Any = None
 HISTORIES = {
     "T-1": [
         ev("1", "ticket.opened", 0, "T-1", {"customer_id": "c1", "support_tier": "premium", "severity": "urgent"}),
+        ev("1a", "ticket.escalation_acknowledged", 20, "T-1", {"step": 1, "role": "tier2"}),
         ev("2", "ticket.responded", 30, "T-1", {"agent_id": "a"}),
         ev("3", "ticket.status_changed", 60, "T-1", {"status": "pending_customer"}),
         ev("4", "ticket.status_changed", 200, "T-1", {"status": "in_progress"}),
@@ -49,6 +54,12 @@ HISTORIES = {
     "T-2": [
         ev("1", "ticket.opened", 0, "T-2", {"customer_id": "c2", "support_tier": "basic", "impact": "partial", "workaround_available": False}),
         ev("2", "ticket.severity_changed", 20, "T-2", {"severity": "urgent"}),
+    ],
+    "T-3": [  # resolved, and surveyed a day later; then closed
+        ev("1", "ticket.opened", 0, "T-3", {"customer_id": "c3", "support_tier": "select", "severity": "low"}),
+        ev("2", "ticket.responded", 10, "T-3", {"agent_id": "a3"}),
+        ev("3", "ticket.resolved", 60, "T-3"),
+        ev("4", "ticket.closed", 60 + 26 * 60, "T-3"),
     ],
     "M-1": [
         ev("1", "maintenance.scheduled", 0, "M-1", {"kind": "planned", "summary": "db", "window_start": (T0 + timedelta(days=2)).isoformat(), "window_end": (T0 + timedelta(days=2, hours=1)).isoformat(), "services": ["api"], "customers": ["c1", "c2"]}),
@@ -100,9 +111,53 @@ def encode(state: engine.State) -> bytes:
 
 
 def version_1(state: engine.State) -> bytes:
-    """The value an earlier release stored: `[kind, 1, field...]`."""
+    """The value an earlier release stored: `[kind, 1, field...]`, without the fields of 4."""
     kind, _, _, _, *fields = orjson.loads(encode(state))
-    return orjson.dumps([kind, 1, *fields])
+    return orjson.dumps([kind, 1, *fields[: codec._LAYOUTS[kind].older]])
+
+
+def version_3(state: engine.State) -> bytes:
+    """The value release 3 stored: the head, and the fields up to `seen_ids`."""
+    kind, _, policy, due, *fields = orjson.loads(encode(state))
+    return orjson.dumps([kind, 3, policy, due, *fields[: codec._LAYOUTS[kind].older]])
+
+
+def as_of_version_3(state: engine.State) -> engine.State:
+    """`state` with the fields version 4 added at their defaults (what a version 3 value held)."""
+    fields = dataclasses.fields(state)
+    newer = fields[codec._LAYOUTS["t" if isinstance(state, Ticket) else "m"].older :]
+    return dataclasses.replace(state, **{f.name: f.default for f in newer})
+
+
+@pytest.mark.parametrize("state", CASES)
+def test_version_3_values_decode_with_the_new_fields_at_their_defaults(
+    state: engine.State,
+) -> None:
+    assert codec.decode_state(version_3(state)) == as_of_version_3(state)
+    # A field too many or too few for its version is corrupt, not silently mis-assigned.
+    kind, version, policy, due, *fields = orjson.loads(version_3(state))
+    for wrong in (fields[:-1], [*fields, None]):
+        with pytest.raises(codec.CorruptState):
+            codec.decode_state(orjson.dumps([kind, version, policy, due, *wrong]))
+
+
+def test_a_ticket_with_every_new_field_set_round_trips() -> None:
+    ticket = next(c.values[0] for c in CASES if isinstance(c.values[0], Ticket))
+    assert isinstance(ticket, Ticket)
+    base = dataclasses.replace(ticket, warned=frozenset({"initial_response@50%"}))
+    full = dataclasses.replace(
+        base,
+        awaiting=((Severity.URGENT, 1, ticket.opened_at, ticket.opened_at, 2),),
+        resolved_at=ticket.opened_at,
+        survey_due=ticket.opened_at,
+        surveyed_cycle=1,
+        last_agent="a7",
+        base=base,
+        fired=(("id-1", "sla.breach", "breaches", ticket.opened_at),),
+    )
+    raw = encode(full)
+    assert codec.decode_state(raw) == full
+    assert encode(codec.decode_state(raw)) == raw
 
 
 @pytest.mark.parametrize("state", CASES)
@@ -114,7 +169,7 @@ def test_round_trip_is_exact(state: engine.State) -> None:
 
 @pytest.mark.parametrize("state", CASES)
 def test_version_1_values_still_decode(state: engine.State) -> None:
-    assert codec.decode_state(version_1(state)) == state
+    assert codec.decode_state(version_1(state)) == as_of_version_3(state)
     assert codec.peek(version_1(state)) is None  # only decoding can tell their deadline
 
 
@@ -191,8 +246,9 @@ def test_an_instant_out_of_range_is_a_corrupt_state() -> None:
 
 def test_policy_fingerprints_name_the_content() -> None:
     demo = Path(codec.__file__).parent / "sla" / "demo_policy.toml"
-    assert load_policy().fingerprint == POLICY.fingerprint  # the same document, loaded again
+    assert load_policy(EXTENDED).fingerprint == POLICY.fingerprint  # the same, loaded again
     assert load_policy(demo).fingerprint != POLICY.fingerprint
+    assert load_policy().fingerprint != POLICY.fingerprint  # the seed's, without the extras
     assert len(POLICY.fingerprint) == 12
 
 

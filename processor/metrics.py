@@ -25,6 +25,8 @@ from prometheus_client.registry import Collector
 
 # Timer lateness is emitted-minus-due: most firings land within tens of milliseconds.
 LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Acknowledgement latency: minutes, against windows of 15 min to hours.
+ACKNOWLEDGEMENT_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,33 @@ class Metrics:
         )
         self.notices = Counter(
             "sla_maintenance_notices", "Change-management outputs emitted.", ["type"], registry=r
+        )
+        self.warnings = Counter(
+            "sla_warnings", "Warnings before a deadline emitted.", ["target", "severity"],
+            registry=r,
+        )
+        self.unacknowledged = Counter(
+            "sla_escalations_unacknowledged",
+            "Escalation steps not acknowledged within the policy's window (each window missed).",
+            ["severity", "step"],
+            registry=r,
+        )
+        self.acknowledgement = Histogram(
+            "sla_escalation_acknowledgement_seconds",
+            "From an escalation step to its acknowledgement (steps the policy awaits).",
+            ["severity", "step"],
+            buckets=ACKNOWLEDGEMENT_BUCKETS,
+            registry=r,
+        )
+        self.retractions = Counter(
+            "sla_retractions",
+            "Outputs retracted because a late event would have cancelled them; breaches net of "
+            'corrections: sla_breaches_total - sla_retractions_total{retracted_type="sla.breach"}.',
+            ["retracted_type"],
+            registry=r,
+        )
+        self.surveys = Counter(
+            "sla_surveys_due", "Satisfaction surveys due.", ["severity"], registry=r
         )
         self.timer_lateness = Histogram(
             "sla_timer_lateness_seconds",

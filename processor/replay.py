@@ -1,13 +1,25 @@
-"""The replay shell: the engine on a simulated clock over a JSONL file of CloudEvents."""
+"""The replay shell: the engine on a simulated clock over a JSONL file of CloudEvents.
+
+Two orders of input. By default (`replay`) lines are in time order per subject, and every
+deadline fires before any event stamped after it: what a processor that reads each event before
+its subject's next deadline emits. In arrival order (`replay_arrivals`) each line may carry the
+instant it reached the processor, which may lag its event time: deadlines due before that
+instant fire first, so an event stamped before them is *late* and, under a policy with
+corrections, retracts what it would have prevented. Both run the same engine.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TextIO
+from typing import Any, TextIO
 
+import orjson
+
+from processor.instants import epoch, instant
 from processor.sla import engine
+from processor.sla.deadlines import DeadlineIndex
 from processor.sla.exceptions import Rejected
 from processor.sla.outputs import Output
 from processor.sla.policy import Policy
@@ -22,6 +34,7 @@ class ReplayResult:
     """Outputs in emission order, and the last state of every ticket seen (for the report)."""
 
     outputs: list[Output] = field(default_factory=list)
+    emitted_at: list[datetime] = field(default_factory=list)  # of each output, simulated
     tickets: dict[str, Ticket] = field(default_factory=dict)
     events: int = 0
     bad_lines: int = 0
@@ -73,6 +86,100 @@ def replay(
             )
     stamped.sort(key=lambda item: item[:3])
     result.outputs = [output for *_, output in stamped]
+    result.emitted_at = [output.time for output in result.outputs]
+    return result
+
+
+# -- arrival order ---------------------------------------------------------------------------
+
+
+def read_arrivals(
+    lines: Iterable[bytes], errors: TextIO
+) -> Iterator[tuple[int, datetime | None, InputEvent]]:
+    """Lines in arrival order: a CloudEvent (it arrives at its own time, or as soon as the one
+    before it), or `{"arrived_at": RFC 3339, "event": CloudEvent}`."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        arrived: datetime | None = None
+        raw = line.rstrip(b"\r\n")
+        try:
+            document: Any = orjson.loads(raw)
+            if isinstance(document, dict) and "arrived_at" in document:
+                arrived = _arrival(document.get("arrived_at"))
+                raw = orjson.dumps(document.get("event"))
+            yield number, arrived, parse_event(raw)
+        except orjson.JSONDecodeError as exc:
+            errors.write(f"line {number}: malformed_json: {exc}\n")
+        except InvalidEvent as exc:
+            errors.write(f"line {number}: {exc.reason}: {exc}\n")
+
+
+def _arrival(value: Any) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise InvalidEvent("invalid_envelope", "arrived_at must be an RFC 3339 instant")
+    return instant(epoch(moment))
+
+
+def replay_arrivals(
+    lines: Iterable[tuple[int, datetime | None, InputEvent]],
+    policy: Policy,
+    until: datetime | None,
+    errors: TextIO,
+) -> ReplayResult:
+    """Apply events in arrival order on one simulated clock; before each, fire every deadline
+    due before it arrived. Outputs are in emission order, each emitted when its deadline fell
+    due, or when the event that caused it arrived."""
+    result = ReplayResult()
+    states: dict[str, engine.State] = {}
+    index = DeadlineIndex()
+    clock: datetime | None = None
+
+    def record(key: str, decision: engine.AnyDecision, now: datetime) -> None:
+        if decision.state is None:
+            states.pop(key, None)
+            index.cancel(key)
+        else:
+            states[key] = decision.state
+            if isinstance(decision.state, Ticket):
+                result.tickets[decision.state.ticket_id] = decision.state
+            if decision.next_deadline is None:
+                index.cancel(key)
+            else:
+                index.arm(key, epoch(decision.next_deadline))
+        for output in decision.outputs:
+            result.outputs.append(output)
+            result.emitted_at.append(max(output.time, now))
+
+    def fire(upto: datetime, *, inclusive: bool) -> None:
+        bound = epoch(upto) if inclusive else epoch(upto) - 1e-6
+        while (due := index.peek()) is not None and due <= bound:
+            for key, seconds in index.pop_due(due):
+                when = instant(seconds)
+                record(key, engine.advance(states[key], when, policy), when)
+
+    for number, arrived, event in lines:
+        at = max(arrived or event.time, clock) if clock else arrived or event.time
+        if until is not None and at > until:
+            result.skipped_after_until += 1
+            continue
+        fire(at, inclusive=False)
+        clock = at
+        result.events += 1
+        key = f"{engine.domain_of(event)}:{event.subject}"
+        try:
+            decision = engine.decide(states.get(key), event, policy)
+        except Rejected as exc:
+            errors.write(f"line {number}: rejected ({exc.reason}): {exc}\n")
+            continue
+        record(key, decision, at)
+    horizon = until or clock
+    if horizon is not None:
+        fire(horizon, inclusive=True)
     return result
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from processor.sla.outputs import Escalation, Output
+from processor.sla.outputs import Acknowledged, Escalation, Output, Retraction, Unacknowledged
 from processor.sla.ticket import Ticket
 from processor.sla.vocabulary import Severity, Tier
 from schemas.outputs import iso_duration
@@ -45,6 +45,26 @@ def escalations_per_step(outputs: Iterable[Output]) -> Counter[tuple[Severity, i
     return Counter((o.severity, o.step) for o in outputs if isinstance(o, Escalation))
 
 
+@dataclass(slots=True)
+class AcknowledgementRow:
+    acknowledged: int = 0
+    missed: int = 0  # windows missed (an unacknowledged step counts once per window)
+    latencies: list[timedelta] = field(default_factory=list)
+
+
+def acknowledgements(outputs: Iterable[Output]) -> dict[tuple[Severity, int], AcknowledgementRow]:
+    """Per severity and step: acknowledgements, their latencies, and windows missed."""
+    rows: dict[tuple[Severity, int], AcknowledgementRow] = defaultdict(AcknowledgementRow)
+    for output in outputs:
+        if isinstance(output, Acknowledged):
+            row = rows[(output.severity, output.step)]
+            row.acknowledged += 1
+            row.latencies.append(output.latency)
+        elif isinstance(output, Unacknowledged):
+            rows[(output.severity, output.step)].missed += 1
+    return dict(rows)
+
+
 def _median(spans: list[timedelta]) -> timedelta:
     ordered = sorted(spans)
     middle = len(ordered) // 2
@@ -68,7 +88,21 @@ def render(tickets: Iterable[Ticket], outputs: Iterable[Output]) -> str:
                 f"| {severity} | {tier} | {row.tickets} | {row.met} | {row.breached} "
                 f"| {attained} | {first} |"
             )
+    outputs = list(outputs)
+    withdrawn = {o.retracted_id for o in outputs if isinstance(o, Retraction)}
+    standing = [o for o in outputs if o.id not in withdrawn]
     lines += ["", "| severity | step | escalations |", "|---|---:|---:|"]
-    for (severity, step), count in sorted(escalations_per_step(outputs).items()):
+    for (severity, step), count in sorted(escalations_per_step(standing).items()):
         lines.append(f"| {severity} | {step} | {count} |")
+    acknowledged = acknowledgements(outputs)
+    if acknowledged:
+        lines += ["", "| severity | step | acknowledged | windows missed | median latency |",
+                  "|---|---:|---:|---:|---:|"]  # fmt: skip
+        for (severity, step), ack in sorted(acknowledged.items()):
+            latency = iso_duration(_median(ack.latencies)) if ack.latencies else "n/a"
+            lines.append(f"| {severity} | {step} | {ack.acknowledged} | {ack.missed} | {latency} |")
+    retracted = Counter(o.retracted_type for o in outputs if isinstance(o, Retraction))
+    if retracted:
+        lines += ["", "| retracted (late events) | outputs |", "|---|---:|"]
+        lines += [f"| {kind} | {count} |" for kind, count in sorted(retracted.items())]
     return "\n".join(lines) + "\n"

@@ -19,7 +19,18 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from processor.instants import from_micros, micros
 from processor.metrics import Metrics
-from processor.sla.outputs import Breach, Escalation, MaintenanceNotice, Output, UpdateDue
+from processor.sla.outputs import (
+    Acknowledged,
+    Breach,
+    DeadlineWarning,
+    Escalation,
+    MaintenanceNotice,
+    Output,
+    Retraction,
+    SurveyDue,
+    Unacknowledged,
+    UpdateDue,
+)
 from processor.topology import MAX_REQUEST_SIZE, Wiring
 from schemas.outputs import HEADERS, encode
 
@@ -180,6 +191,17 @@ class Sender:
             m.updates_due.labels(output.severity.value).inc()
         elif isinstance(output, MaintenanceNotice):
             m.notices.labels(output.type).inc()
+        elif isinstance(output, DeadlineWarning):
+            m.warnings.labels(output.target.value, output.severity.value).inc()
+        elif isinstance(output, Unacknowledged):
+            m.unacknowledged.labels(output.severity.value, str(output.step)).inc()
+        elif isinstance(output, Acknowledged):
+            latency = output.latency.total_seconds()
+            m.acknowledgement.labels(output.severity.value, str(output.step)).observe(latency)
+        elif isinstance(output, Retraction):
+            m.retractions.labels(output.retracted_type).inc()
+        elif isinstance(output, SurveyDue):
+            m.surveys.labels(output.severity.value).inc()
         if timer:
             m.timer_lateness.observe(max((now - output.time).total_seconds(), 0.0))
 

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     topic_updates_due: str = "sla.updates-due"
     topic_breaches: str = "sla.breaches"
     topic_notices: str = "maintenance.notices"
+    # Outputs of the optional policy rules (warnings, acknowledgements, corrections, surveys).
+    topic_warnings: str = "sla.warnings"
+    topic_acknowledgements: str = "sla.acknowledgements"
+    topic_retractions: str = "sla.retractions"
+    topic_surveys: str = "tickets.surveys"
     topic_partitions: int = Field(default=8, ge=1, le=1024)
     topic_replication_factor: int = Field(default=1, ge=1, le=16)
 

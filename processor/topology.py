@@ -208,12 +208,7 @@ def build(settings: Settings) -> Topology:
     rekeyed = _raw_topic(app, f"{settings.app_id}-rekeyed", partitions=partitions, internal=True)
     ticks = _raw_topic(app, f"{settings.app_id}-ticks", partitions=partitions, internal=True)
     source = _raw_topic(app, *inputs, *rekeyed.topics, *ticks.topics)
-    outputs = {
-        OutputTopic.ESCALATIONS: settings.topic_escalations,
-        OutputTopic.UPDATES_DUE: settings.topic_updates_due,
-        OutputTopic.BREACHES: settings.topic_breaches,
-        OutputTopic.NOTICES: settings.topic_notices,
-    }
+    outputs = output_topics(settings)
     return Topology(
         app=app,
         settings=settings,
@@ -263,14 +258,23 @@ def copartitioned(settings: Settings) -> list[str]:
     ]
 
 
+def output_topics(settings: Settings) -> dict[OutputTopic, str]:
+    """The topic of each kind of output."""
+    return {
+        OutputTopic.ESCALATIONS: settings.topic_escalations,
+        OutputTopic.UPDATES_DUE: settings.topic_updates_due,
+        OutputTopic.BREACHES: settings.topic_breaches,
+        OutputTopic.NOTICES: settings.topic_notices,
+        OutputTopic.WARNINGS: settings.topic_warnings,
+        OutputTopic.ACKNOWLEDGEMENTS: settings.topic_acknowledgements,
+        OutputTopic.RETRACTIONS: settings.topic_retractions,
+        OutputTopic.SURVEYS: settings.topic_surveys,
+    }
+
+
 def topic_names(settings: Settings) -> list[str]:
     """Every topic the processor reads or writes, internal ones included (all with N partitions)."""
     inputs = [settings.topic_tickets, settings.topic_maintenance]
-    outputs = [
-        settings.topic_escalations,
-        settings.topic_updates_due,
-        settings.topic_breaches,
-        settings.topic_notices,
-    ]
+    outputs = list(output_topics(settings).values())
     internal = [f"{settings.app_id}-rekeyed", f"{settings.app_id}-ticks"]
     return [*inputs, *(f"{name}.dlq" for name in inputs), *outputs, *internal]

@@ -29,11 +29,15 @@ OUTPUTS: Final[dict[str, type[BaseModel]]] = {
     "sla.update_due": output_models.UpdateDueEvent,
     "sla.breach": output_models.BreachEvent,
     "maintenance.notices": output_models.MaintenanceNoticeEvent,
+    "sla.warning": output_models.WarningEvent,
+    "sla.acknowledgements": output_models.AcknowledgementEvent,
+    "sla.retraction": output_models.RetractionEvent,
+    "ticket.survey_due": output_models.SurveyDueEvent,
 }
 ENGINE_REASONS: Final = (
     "wrong_topic", "unknown_ticket", "already_opened", "ticket_closed", "out_of_order",
     "not_resolved", "unclassifiable", "unknown_maintenance", "already_scheduled",
-    "maintenance_cancelled",
+    "maintenance_cancelled", "not_escalated",
 )  # fmt: skip
 
 
@@ -163,7 +167,11 @@ def asyncapi() -> dict[str, Any]:
     outputs = (("escalations", s.topic_escalations, "sla.escalation"),
                ("updates-due", s.topic_updates_due, "sla.update_due"),
                ("breaches", s.topic_breaches, "sla.breach"),
-               ("notices", s.topic_notices, "maintenance.notices"))  # fmt: skip
+               ("notices", s.topic_notices, "maintenance.notices"),
+               ("warnings", s.topic_warnings, "sla.warning"),
+               ("acknowledgements", s.topic_acknowledgements, "sla.acknowledgements"),
+               ("retractions", s.topic_retractions, "sla.retraction"),
+               ("surveys", s.topic_surveys, "ticket.survey_due"))  # fmt: skip
     for channel, topic, name in outputs:
         channels[channel] = {
             "address": topic,
@@ -180,7 +188,9 @@ def asyncapi() -> dict[str, Any]:
             "title": "sla-processor",
             "version": _version(),
             "description": "Ticket and maintenance events in; escalations, update-due reminders, "
-            "breaches and change-management notices out. The semantics: docs/contract.md.",
+            "breaches and change-management notices out; with the policy's optional rules, "
+            "warnings, acknowledgements, retractions and surveys too. The semantics: "
+            "docs/contract.md.",
         },
         "defaultContentType": "application/cloudevents+json",
         "servers": {

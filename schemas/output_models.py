@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from processor.sla.policy import Action, Role
 from processor.sla.vocabulary import Severity, Tier
@@ -77,6 +77,84 @@ class NoticeData(_Data):
     reminder_offset: Duration | None = Field(default=None, description="reminders only")
 
 
+class WarningData(_Data):
+    ticket_id: str
+    customer_id: str
+    severity: Severity
+    support_tier: Tier
+    cycle: int = Field(ge=1)
+    target: Literal["initial_response", "update_due", "escalation"]
+    step: int | None = Field(default=None, ge=1, description="escalation warnings only")
+    point: str = Field(
+        description="the policy's point: a share of the target (`75%`) or a lead time (`PT15M`)",
+        examples=["50%", "PT15M"],
+    )
+    due_at: Instant = Field(description="the deadline warned of")
+    remaining: Duration = Field(description="working time left before it")
+
+
+class UnacknowledgedData(_Data):
+    ticket_id: str
+    customer_id: str
+    severity: Severity
+    support_tier: Tier
+    cycle: int = Field(ge=1)
+    step: int = Field(ge=1)
+    escalated_at: Instant
+    within: Duration = Field(description="the policy's acknowledgement window")
+    due_at: Instant = Field(description="the end of the window missed")
+    missed: int = Field(ge=1, description="windows missed so far for this step")
+    then: Literal["repeat", "next_step"] | None = Field(
+        description="repeat: notify the step's actions again, a new window starts; next_step: "
+        "the ladder's next step is emitted at once; null: nothing more"
+    )
+    actions: tuple[ActionItem, ...]
+
+
+class AcknowledgedData(_Data):
+    ticket_id: str
+    customer_id: str
+    severity: Severity
+    support_tier: Tier
+    cycle: int = Field(ge=1)
+    step: int = Field(ge=1)
+    role: Role | None
+    escalated_at: Instant
+    acknowledged_at: Instant
+    latency: Duration
+    within: Duration
+    event_id: str = Field(description="the id of the ticket.escalation_acknowledged event")
+
+
+class LateEvent(BaseModel):
+    model_config = _MODEL
+    id: str
+    type: str
+    time: Instant
+
+
+class RetractionData(_Data):
+    ticket_id: str
+    customer_id: str
+    retracted_id: str = Field(description="the id of the output retracted")
+    retracted_type: str
+    retracted_time: Instant
+    reason: Literal["late_event"]
+    late_event: LateEvent
+
+
+class SurveyData(_Data):
+    ticket_id: str
+    customer_id: str
+    severity: Severity
+    support_tier: Tier
+    cycle: int = Field(ge=1)
+    opened_at: Instant = Field(description="the cycle's clock start")
+    responded_at: Instant | None
+    resolved_at: Instant
+    agent_id: str | None = Field(description="the last agent who responded or updated")
+
+
 class _Envelope(BaseModel):
     model_config = _MODEL
     specversion: Literal["1.0"]
@@ -112,13 +190,53 @@ class MaintenanceNoticeEvent(_Envelope):
     data: NoticeData
 
 
-OutputEvent = EscalationEvent | UpdateDueEvent | BreachEvent | MaintenanceNoticeEvent
+class WarningEvent(_Envelope):
+    type: Literal["sla.warning"]
+    data: WarningData
+
+
+class AcknowledgementEvent(_Envelope):
+    type: Literal["sla.escalation_unacknowledged", "sla.escalation_acknowledged"]
+    data: UnacknowledgedData | AcknowledgedData
+
+    @model_validator(mode="after")
+    def _data_fits_the_type(self) -> AcknowledgementEvent:
+        unacknowledged = self.type == "sla.escalation_unacknowledged"
+        if unacknowledged != isinstance(self.data, UnacknowledgedData):
+            raise ValueError(f"data does not fit {self.type}")
+        return self
+
+
+class RetractionEvent(_Envelope):
+    type: Literal["sla.retraction"]
+    data: RetractionData
+
+
+class SurveyDueEvent(_Envelope):
+    type: Literal["ticket.survey_due"]
+    data: SurveyData
+
+
+OutputEvent = (
+    EscalationEvent
+    | UpdateDueEvent
+    | BreachEvent
+    | MaintenanceNoticeEvent
+    | WarningEvent
+    | AcknowledgementEvent
+    | RetractionEvent
+    | SurveyDueEvent
+)
 # The models by the topic setting that names their topic.
 BY_TOPIC: Final = {
     "topic_escalations": EscalationEvent,
     "topic_updates_due": UpdateDueEvent,
     "topic_breaches": BreachEvent,
     "topic_notices": MaintenanceNoticeEvent,
+    "topic_warnings": WarningEvent,
+    "topic_acknowledgements": AcknowledgementEvent,
+    "topic_retractions": RetractionEvent,
+    "topic_surveys": SurveyDueEvent,
 }
 _OUTPUT: Final[TypeAdapter[OutputEvent]] = TypeAdapter(OutputEvent)
 

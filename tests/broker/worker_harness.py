@@ -32,7 +32,10 @@ from schemas.outputs import cloudevent
 from .helpers import REPO_ROOT
 
 SECONDS_POLICY = REPO_ROOT / "processor" / "sla" / "demo_policy.toml"
-OUTPUT_KEYS = ("topic_escalations", "topic_updates_due", "topic_breaches", "topic_notices")
+# The demo's clock with every optional rule on (warnings, acknowledgements, corrections, surveys).
+EXTENDED_SECONDS_POLICY = REPO_ROOT / "examples" / "policies" / "extended-seconds.toml"
+OUTPUT_KEYS = ("topic_escalations", "topic_updates_due", "topic_breaches", "topic_notices",
+               "topic_warnings", "topic_acknowledgements", "topic_retractions", "topic_surveys")
 
 
 @dataclass
@@ -234,9 +237,11 @@ async def produce_to(
         await producer.stop()
 
 
-def replayed(lines: Iterable[bytes], until: datetime) -> list[dict[str, Any]]:
+def replayed(
+    lines: Iterable[bytes], until: datetime, policy_file: Path = SECONDS_POLICY
+) -> list[dict[str, Any]]:
     """What `sla-processor replay --until` gives for these input events, without `emitted_at`."""
-    policy = load_policy(SECONDS_POLICY)
+    policy = load_policy(policy_file)
     result = replay(read_events(lines, io.StringIO()), policy, until, io.StringIO())
     return [comparable(orjson.dumps(cloudevent(o, o.time))) for o in result.outputs]
 

@@ -18,14 +18,16 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
 from processor.replay import read_events, replay
+from processor.sla import engine
 from processor.sla.policy import load_policy
 from schemas import generate
+from schemas.cloudevents import parse_event
 from schemas.outputs import encode
 from tests.histories import histories
 
 REPO = Path(__file__).resolve().parents[2]
 CHECK = REPO / "tools" / "asyncapi" / "check.mjs"
-DEMO_POLICY = REPO / "processor" / "sla" / "demo_policy.toml"
+EXTENDED_SECONDS = REPO / "examples" / "policies" / "extended-seconds.toml"
 
 
 def test_regenerating_changes_nothing() -> None:
@@ -52,7 +54,8 @@ def test_the_asyncapi_document_passes_the_parser() -> None:
     summary = json.loads(done.stdout.splitlines()[-1])
     assert summary["channels"] == sorted(
         ["tickets.events", "maintenance.events", "tickets.events.dlq", "maintenance.events.dlq",
-         "sla.escalations", "sla.updates-due", "sla.breaches", "maintenance.notices"]
+         "sla.escalations", "sla.updates-due", "sla.breaches", "maintenance.notices",
+         "sla.warnings", "sla.acknowledgements", "sla.retractions", "tickets.surveys"]
     )  # fmt: skip
     payloads = summary["payloads"]
     assert set(payloads) == {*generate.INPUTS, *generate.OUTPUTS, "dead-letter"}
@@ -77,13 +80,26 @@ def _validator(direction: str, name: str) -> Draft202012Validator:
 
 
 def _outputs_of_histories() -> tuple[list[bytes], list[dict[str, Any]]]:
+    """Inputs and outputs of random histories under the demo's clock with every optional rule,
+    and the retraction of a late response (an in-order history has none)."""
     base = datetime(2026, 12, 1, 9, tzinfo=UTC)
-    policy = load_policy(DEMO_POLICY)
+    policy = load_policy(EXTENDED_SECONDS)
     lines = [raw for _, raw in histories(7, tickets=60, maintenances=6, start=base,
                                          end=base + timedelta(minutes=30), policy=policy)]  # fmt: skip
     result = replay(read_events(lines, io.StringIO()), policy, base + timedelta(hours=2),
                     io.StringIO())  # fmt: skip
-    return lines, [orjson.loads(encode(o, o.time + timedelta(seconds=1))) for o in result.outputs]
+    outputs = list(result.outputs)
+    opened = parse_event(orjson.dumps({"specversion": "1.0", "id": "r1", "source": "t",
+        "type": "ticket.opened", "time": base.isoformat(), "subject": "R-1",
+        "data": {"customer_id": "c", "support_tier": "basic", "severity": "urgent"}}))  # fmt: skip
+    late = parse_event(orjson.dumps({"specversion": "1.0", "id": "r2", "source": "t",
+        "type": "ticket.responded", "time": (base + timedelta(seconds=1)).isoformat(),
+        "subject": "R-1"}))  # fmt: skip
+    state = engine.decide(None, opened, policy).state
+    assert state is not None
+    state = engine.advance(state, base + timedelta(seconds=5), policy).state
+    outputs += engine.decide(state, late, policy).outputs
+    return lines, [orjson.loads(encode(o, o.time + timedelta(seconds=1))) for o in outputs]
 
 
 def test_real_inputs_and_outputs_pass_their_schemas() -> None:
@@ -95,9 +111,11 @@ def test_real_inputs_and_outputs_pass_their_schemas() -> None:
             _validator("input", event["type"]).validate(event)
     seen = set()
     for output in outputs:
-        name = (
-            "maintenance.notices" if output["type"].startswith("maintenance.") else output["type"]
-        )
+        name = output["type"]
+        if name.startswith("maintenance."):
+            name = "maintenance.notices"
+        elif name.startswith("sla.escalation_"):
+            name = "sla.acknowledgements"
         _validator("output", name).validate(output)
         seen.add(name)
     assert seen == set(generate.OUTPUTS)

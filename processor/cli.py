@@ -16,6 +16,7 @@ import orjson
 from processor.replay import read_arrivals, read_events, replay, replay_arrivals
 from processor.report import render
 from processor.sla.policy import PolicyError, load_policy
+from processor.sla.timeline import timeline
 from schemas.outputs import encode
 
 _PROGRESS_EVERY = 100_000
@@ -59,10 +60,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--until", type=_instant, help="fire timers up to this instant (RFC 3339)")
     run.add_argument("--report", action="store_true", help="print an SLA attainment summary")
     run.add_argument(
+        "--timeline",
+        metavar="TICKET_ID",
+        help="print this ticket's timeline (JSON, as GET /tickets/{id}/timeline answers)",
+    )
+    run.add_argument(
         "--arrival",
         action="store_true",
-        help="lines are in arrival order, each a CloudEvent or {\"arrived_at\": RFC 3339, "
-        "\"event\": CloudEvent}: deadlines due before a line arrives fire first (late events "
+        help='lines are in arrival order, each a CloudEvent or {"arrived_at": RFC 3339, '
+        '"event": CloudEvent}: deadlines due before a line arrives fire first (late events '
         "are corrected under a policy with retractions); outputs in emission order",
     )
     run.add_argument(
@@ -120,11 +126,21 @@ def _replay(args: argparse.Namespace) -> int:
         lines = _lines(source, progress)
         if args.arrival:
             result = replay_arrivals(
-                read_arrivals(lines, sys.stderr), policy, args.until, sys.stderr
+                read_arrivals(lines, sys.stderr), policy, args.until, sys.stderr, args.timeline
             )
         else:
-            result = replay(read_events(lines, sys.stderr), policy, args.until, sys.stderr)
+            result = replay(
+                read_events(lines, sys.stderr), policy, args.until, sys.stderr, args.timeline
+            )
     out = sys.stdout.buffer
+    if args.timeline is not None:
+        if not result.timeline or result.horizon is None:
+            sys.stderr.write(f"replay: no ticket {args.timeline!r} in the input\n")
+            return 1
+        state = result.tickets.get(args.timeline)
+        answer = timeline(args.timeline, result.timeline, 0, state, policy, result.horizon)
+        out.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2) + b"\n")
+        return 0
     if args.report:
         out.write(render(result.tickets.values(), result.outputs).encode())
         return 0

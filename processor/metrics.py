@@ -126,7 +126,9 @@ class Metrics:
             "sla_maintenance_notices", "Change-management outputs emitted.", ["type"], registry=r
         )
         self.warnings = Counter(
-            "sla_warnings", "Warnings before a deadline emitted.", ["target", "severity"],
+            "sla_warnings",
+            "Warnings before a deadline emitted.",
+            ["target", "severity"],
             registry=r,
         )
         self.unacknowledged = Counter(

@@ -24,7 +24,8 @@ from processor.sla.exceptions import Rejected
 from processor.sla.outputs import Output
 from processor.sla.policy import Policy
 from processor.sla.ticket import Ticket
-from schemas.cloudevents import InputEvent, InvalidEvent, parse_event
+from processor.sla.timeline import Entry, event_entry, output_entries, rejected_entry
+from schemas.cloudevents import InputEvent, InvalidEvent, TicketEvent, parse_event
 
 Key = tuple[engine.Domain, str]
 
@@ -39,6 +40,48 @@ class ReplayResult:
     events: int = 0
     bad_lines: int = 0
     skipped_after_until: int = 0
+    timeline: list[Entry] = field(default_factory=list)  # of the watched ticket, if any
+    horizon: datetime | None = None  # every timer due by then has fired
+
+
+@dataclass(slots=True)
+class _Watch:
+    """Records one ticket's timeline entries as the replay goes (`--timeline ID`)."""
+
+    ticket_id: str | None
+    entries: list[Entry]
+
+    def watches(self, event: InputEvent) -> bool:
+        return event.subject == self.ticket_id and engine.domain_of(event) is engine.Domain.TICKET
+
+    def decided(
+        self, event: InputEvent, decision: engine.AnyDecision, now: datetime | None
+    ) -> None:
+        """`now`: when the event arrived (None: outputs are emitted when they fall due)."""
+        if not self.watches(event):
+            return
+        assert isinstance(event, TicketEvent)
+        if decision.duplicate:
+            self.entries.append(rejected_entry(event, "duplicate"))
+            return
+        early = [o for o in decision.outputs if o.time < event.time]
+        self.fired(engine.Domain.TICKET, event.subject, early, now)
+        assert isinstance(decision.state, Ticket)
+        self.entries.append(event_entry(event, decision.state))
+        self.fired(engine.Domain.TICKET, event.subject, decision.outputs[len(early) :], now)
+
+    def rejected(self, event: InputEvent, reason: str, known: bool) -> None:
+        if known and self.watches(event):
+            assert isinstance(event, TicketEvent)
+            self.entries.append(rejected_entry(event, reason))
+
+    def fired(
+        self, domain: engine.Domain, subject: str, outputs: Iterable[Output], now: datetime | None
+    ) -> None:
+        if subject == self.ticket_id and domain is engine.Domain.TICKET:
+            for output in outputs:
+                emitted = output.time if now is None else max(output.time, now)
+                self.entries += output_entries((output,), emitted)
 
 
 def read_events(lines: Iterable[bytes], errors: TextIO) -> Iterator[tuple[int, InputEvent]]:
@@ -57,9 +100,12 @@ def replay(
     policy: Policy,
     until: datetime | None,
     errors: TextIO,
+    timeline: str | None = None,
 ) -> ReplayResult:
-    """Apply events in input order (time order per subject), then fire every timer up to `until`."""
+    """Apply events in input order (time order per subject), then fire every timer up to `until`;
+    record the timeline of ticket `timeline`."""
     result = ReplayResult()
+    watch = _Watch(timeline, result.timeline)
     states: dict[Key, engine.State] = {}
     order: dict[Key, int] = {}
     stamped: list[tuple[datetime, int, int, Output]] = []
@@ -76,14 +122,16 @@ def replay(
             decision = engine.decide(states.get(key), event, policy)
         except Rejected as exc:
             errors.write(f"line {number}: rejected ({exc.reason}): {exc}\n")
+            watch.rejected(event, exc.reason, key in states)
             continue
+        watch.decided(event, decision, None)
         _record(result, states, key, decision, stamped, rank)
-    horizon = until or last_time
+    horizon = result.horizon = until or last_time
     if horizon is not None:
         for key, state in list(states.items()):
-            _record(
-                result, states, key, engine.advance(state, horizon, policy), stamped, order[key]
-            )
+            decision = engine.advance(state, horizon, policy)
+            watch.fired(key[0], key[1], decision.outputs, None)
+            _record(result, states, key, decision, stamped, order[key])
     stamped.sort(key=lambda item: item[:3])
     result.outputs = [output for *_, output in stamped]
     result.emitted_at = [output.time for output in result.outputs]
@@ -130,11 +178,13 @@ def replay_arrivals(
     policy: Policy,
     until: datetime | None,
     errors: TextIO,
+    timeline: str | None = None,
 ) -> ReplayResult:
     """Apply events in arrival order on one simulated clock; before each, fire every deadline
     due before it arrived. Outputs are in emission order, each emitted when its deadline fell
     due, or when the event that caused it arrived."""
     result = ReplayResult()
+    watch = _Watch(timeline, result.timeline)
     states: dict[str, engine.State] = {}
     index = DeadlineIndex()
     clock: datetime | None = None
@@ -160,7 +210,10 @@ def replay_arrivals(
         while (due := index.peek()) is not None and due <= bound:
             for key, seconds in index.pop_due(due):
                 when = instant(seconds)
-                record(key, engine.advance(states[key], when, policy), when)
+                decision = engine.advance(states[key], when, policy)
+                domain, _, subject = key.partition(":")
+                watch.fired(engine.Domain(domain), subject, decision.outputs, when)
+                record(key, decision, when)
 
     for number, arrived, event in lines:
         at = max(arrived or event.time, clock) if clock else arrived or event.time
@@ -175,9 +228,11 @@ def replay_arrivals(
             decision = engine.decide(states.get(key), event, policy)
         except Rejected as exc:
             errors.write(f"line {number}: rejected ({exc.reason}): {exc}\n")
+            watch.rejected(event, exc.reason, key in states)
             continue
+        watch.decided(event, decision, at)
         record(key, decision, at)
-    horizon = until or clock
+    horizon = result.horizon = until or clock
     if horizon is not None:
         fire(horizon, inclusive=True)
     return result

@@ -100,6 +100,16 @@ class BusinessCalendar:
             day += _DAY
         return total
 
+    def spans(self, start: datetime, end: datetime) -> Iterator[Span]:
+        """The working spans within [start, end), clipped to it, in order."""
+        a, b = _utc(start), _utc(end)
+        if b <= a:
+            return
+        for lo, hi in self._spans_after(a):
+            if lo >= b:
+                return
+            yield lo, min(hi, b)
+
     def _spans_after(self, origin: datetime) -> Iterator[Span]:
         """Working spans ending after `origin`, clipped to begin no earlier than it."""
         day, idle = self._local_date(origin) - _DAY, 0

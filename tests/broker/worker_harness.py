@@ -34,8 +34,16 @@ from .helpers import REPO_ROOT
 SECONDS_POLICY = REPO_ROOT / "processor" / "sla" / "demo_policy.toml"
 # The demo's clock with every optional rule on (warnings, acknowledgements, corrections, surveys).
 EXTENDED_SECONDS_POLICY = REPO_ROOT / "examples" / "policies" / "extended-seconds.toml"
-OUTPUT_KEYS = ("topic_escalations", "topic_updates_due", "topic_breaches", "topic_notices",
-               "topic_warnings", "topic_acknowledgements", "topic_retractions", "topic_surveys")
+OUTPUT_KEYS = (
+    "topic_escalations",
+    "topic_updates_due",
+    "topic_breaches",
+    "topic_notices",
+    "topic_warnings",
+    "topic_acknowledgements",
+    "topic_retractions",
+    "topic_surveys",
+)
 
 
 @dataclass

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     topic_replication_factor: int = Field(default=1, ge=1, le=16)
 
     policy_file: Path | None = None
+    # Entries kept per ticket for GET /tickets/{id}/timeline (the oldest after the opening are
+    # dropped beyond it); 0 keeps none and writes no timeline table.
+    timeline_entries: int = Field(default=200, ge=0, le=100_000)
     store: Literal["rocksdb://", "memory://"] = "rocksdb://"
     data_dir: Path = Path("var/sla-processor")
     processing_guarantee: ProcessingGuarantee = ProcessingGuarantee.AT_LEAST_ONCE

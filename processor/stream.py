@@ -31,8 +31,10 @@ from processor.settings import ProcessingGuarantee
 from processor.sla import engine
 from processor.sla.deadlines import DeadlineIndex
 from processor.sla.exceptions import Rejected
+from processor.sla.outputs import Output
 from processor.sla.policy import Policy
 from processor.state import States, split_key, state_key
+from processor.timelines import Timelines
 from processor.timers import Deadlines, PartitionClock
 from processor.topology import Wiring, credentials
 from schemas.cloudevents import (
@@ -76,6 +78,7 @@ class SlaStream:
         eos = settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE
         self.deadlines = Deadlines()
         self.states = States(topology, policy)
+        self.timelines = Timelines(topology.timelines, settings.timeline_entries)
         self.sender = Sender(topology, metrics, clock, eos)
         # Every topic read with the tables' partitioning: a record of any of them may fire the
         # partition's held tick.
@@ -174,7 +177,9 @@ class SlaStream:
             await self.sender.dead_letter(
                 origin, raw, exc.reason, type(exc).__name__, str(exc), partition
             )
+            self.timelines.rejected(event, exc.reason, known=before is not None)
             return
+        self.timelines.applied(event, decision, self.clock())
         if decision.duplicate:
             self.metrics.duplicates.labels(origin.topic).inc()
             log.info(
@@ -219,9 +224,14 @@ class SlaStream:
                 self.deadlines.arm(partition, key, instant(seconds))
             raise
         # Stored only once the outputs are acknowledged: a crash before then fires them again.
+        now = self.clock()
         for f in fired:
             self.states.store(f.domain, f.subject, f.state, f.next_deadline, partition, f.before)
             self.deadlines.arm(partition, f.key, f.next_deadline)
+            if f.state is None:
+                self.timelines.forget(f.domain, f.subject)
+            else:
+                self.timelines.fired(f.domain, f.subject, f.outputs, now)
 
     async def _fire(
         self, partition: int, key: str, upto: datetime, legacy_mark: datetime | None
@@ -231,10 +241,12 @@ class SlaStream:
         if state is None:
             # Gone, corrupt, or a value of an earlier release that expired by its watermark.
             self.states.forget(domain, subject)
+            self.timelines.forget(domain, subject)
             return None
         decision = engine.advance(state, upto, self.policy)
         acks = await self.sender.outputs(decision.outputs, partition, timer=True)
-        return _Fired(key, domain, subject, state, decision.state, decision.next_deadline, acks)
+        return _Fired(key, domain, subject, state, decision.state, decision.next_deadline,
+                      decision.outputs, acks)  # fmt: skip
 
     # -- what the deadline loop asks (timers.Ticker) ------------------------------------------
 
@@ -303,4 +315,5 @@ class _Fired:
     before: engine.State
     state: engine.State | None  # advanced; None: forget the subject
     next_deadline: datetime | None
+    outputs: tuple[Output, ...]
     acks: list[Awaitable[Any]]

@@ -14,6 +14,8 @@ from processor.sla import engine, ticket
 from processor.sla.maintenance import Maintenance, next_reminder
 from processor.sla.policy import Policy
 from processor.sla.ticket import Ticket
+from processor.sla.timeline import timeline
+from processor.timelines import Timelines
 from processor.topology import Topology
 from schemas.outputs import iso_duration, rfc3339
 
@@ -73,8 +75,8 @@ def install(
     clock: Callable[[], datetime],
     facts: Callable[[], health.Facts],
 ) -> None:
-    """Register /metrics, /healthz, /readyz, /tickets/{id} and /maintenance/{id} on the Faust
-    web server."""
+    """Register /metrics, /healthz, /readyz, /tickets/{id}, /tickets/{id}/timeline and
+    /maintenance/{id} on the Faust web server."""
     app = topology.app
     # With its statistics off Faust serves a static {"status": "OK"} at "/" instead; it is not
     # a health check (it answers while nothing works): not served either.
@@ -113,6 +115,17 @@ def install(
             if not isinstance(state, Ticket):
                 return self.json({"error": "not_found", "ticket_id": ticket_id}, status=404)
             return self.json(describe_ticket(state, policy))
+
+    @app.page("/tickets/{ticket_id}/timeline")
+    class TimelineView(View):
+        @app.table_route(table=topology.tickets, match_info="ticket_id")  # type: ignore[arg-type]
+        async def get(self, request: Request, ticket_id: str) -> Response:
+            entries, dropped = Timelines(topology.timelines, 0).get(ticket_id)
+            raw = topology.tickets.get(ticket_id.encode())
+            state = current(raw) if raw is not None else None
+            if not isinstance(state, Ticket):
+                return self.json({"error": "not_found", "ticket_id": ticket_id}, status=404)
+            return self.json(timeline(ticket_id, entries, dropped, state, policy, clock()))
 
     @app.page("/maintenance/{maintenance_id}")
     class MaintenanceView(View):

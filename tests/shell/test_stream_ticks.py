@@ -10,6 +10,7 @@ partition is ignored.
 from __future__ import annotations
 
 import asyncio
+import io
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from processor import codec, holds, stream
 from processor.instants import epoch
 from processor.metrics import Metrics
+from processor.replay import read_events, replay
 from processor.sending import Origin, encode_tick
 from processor.settings import Settings
 from processor.sla import engine
@@ -29,6 +31,7 @@ from processor.sla.firing import Fetched, caught_up
 from processor.sla.outputs import OutputTopic
 from processor.sla.policy import load_policy
 from processor.sla.ticket import Ticket
+from processor.sla.timeline import timeline
 from processor.stream import SlaStream
 from schemas.cloudevents import parse_event
 
@@ -115,6 +118,7 @@ class Wired:
                                                                 topic_partitions=1))  # fmt: skip
     maintenances: dict[bytes, bytes] = field(default_factory=dict)
     watermarks: dict[bytes, bytes] = field(default_factory=dict)
+    timelines: dict[bytes, bytes] = field(default_factory=dict)
     dead_letters: dict[str, _Topic] = field(default_factory=dict)
     rekeyed: _Topic = field(default_factory=lambda: _Topic("rekeyed"))
     ticks: _Topic = field(default_factory=lambda: _Topic("ticks"))
@@ -388,3 +392,44 @@ async def test_a_seek_forgets_what_the_client_reported_fetched_before_it() -> No
     assert (tickets, 0) not in sla.positions.fetched
     assert not caught_up(0, 40, sla.positions.fetched.get((tickets, 0)))
     assert sla.positions.fetched[(tickets, 1)] == Fetched(handed=3, position=3)  # not sought: kept
+
+
+async def test_the_stream_records_the_timeline_replay_gives() -> None:
+    """Applied, refused and repeated events and what events and ticks emitted: the worker's
+    timeline of a ticket is replay's, but for when each output was actually sent."""
+    sla, _, _ = a_stream(tickets=0)
+    wired(sla).dead_letters["in"] = _Topic("in.dlq")
+
+    def line(n: str, type_: str, seconds: float, data: Any = None) -> bytes:
+        body: dict[str, Any] = {"specversion": "1.0", "id": n, "source": "t", "type": type_,
+                                "time": (OPENED + timedelta(seconds=seconds)).isoformat(),
+                                "subject": "TL"}  # fmt: skip
+        return orjson.dumps(body if data is None else {**body, "data": data})
+
+    opened = line("1", "ticket.opened", 0, {"customer_id": "c", "support_tier": "premium",
+                                             "severity": "high"})  # fmt: skip
+    refused = line("2", "ticket.reopened", 1)  # not resolved
+    responded = line("3", "ticket.responded", 12, {"agent_id": "A-1"})
+    for raw in (opened, refused, opened):  # the repeat is ignored, and shown
+        await sla._apply(parse_event(raw), Origin("in", 0, 0), raw, 0)
+    await sla._tick(0, tick(sla, OPENED + timedelta(seconds=11)))
+    await sla._apply(parse_event(responded), Origin("in", 0, 1), responded, 0)
+    as_of = OPENED + timedelta(seconds=12)
+    entries, dropped = sla.timelines.get("TL")
+    state = sla.states.load(engine.Domain.TICKET, "TL", None)
+    live = timeline("TL", entries, dropped, state, POLICY, as_of)
+
+    lines = [opened, refused, opened, responded]
+    done = replay(read_events(lines, io.StringIO()), POLICY, as_of, io.StringIO(), "TL")
+    replayed = timeline("TL", done.timeline, 0, done.tickets["TL"], POLICY, as_of)
+
+    def measured_apart(answer: dict[str, Any]) -> dict[str, Any]:
+        for output in answer["outputs"]:
+            del output["emitted_at"], output["lateness"]
+        return answer
+
+    assert [o["type"] for o in live["outputs"]] == [
+        "sla.escalation", "sla.breach", "sla.escalation"]  # fmt: skip
+    assert [r["reason"] for r in live["rejected"]] == ["not_resolved", "duplicate"]
+    assert [e["type"] for e in live["events"]] == ["ticket.opened", "ticket.responded"]
+    assert measured_apart(live) == measured_apart(replayed)

@@ -34,28 +34,39 @@ from .worker_harness import Worker, comparable, consume, event, produce
 from .worker_harness import replayed as replayed_in_seconds
 
 DEFAULT_POLICY = REPO_ROOT / "processor" / "sla" / "default_policy.toml"
-POLICY = load_policy(DEFAULT_POLICY)
+# The seed's with warnings, acknowledgements, corrections and surveys on.
+EXTENDED_POLICY = REPO_ROOT / "examples" / "policies" / "extended.toml"
+POLICIES = {path: load_policy(path) for path in (DEFAULT_POLICY, EXTENDED_POLICY)}
 
 
-def replayed(lines: list[bytes], until: datetime) -> list[dict[str, Any]]:
-    """What `sla-processor replay --until` gives under the seed's policy, without `emitted_at`."""
-    result = replay(read_events(lines, io.StringIO()), POLICY, until, io.StringIO())
+def replayed(
+    lines: list[bytes], until: datetime, policy: Path = DEFAULT_POLICY
+) -> list[dict[str, Any]]:
+    """What `sla-processor replay --until` gives under the policy, without `emitted_at`."""
+    result = replay(read_events(lines, io.StringIO()), POLICIES[policy], until, io.StringIO())
     return [comparable(orjson.dumps(cloudevent(o, o.time))) for o in result.outputs]
 
 
-def history(seed: int, days: float, tickets: int = 200) -> list[tuple[str, bytes]]:
+def history(
+    seed: int, days: float, tickets: int = 200, policy: Path = DEFAULT_POLICY
+) -> list[tuple[str, bytes]]:
     end = datetime.now(UTC) - timedelta(minutes=1)
     return histories(
         seed, tickets=tickets, maintenances=tickets // 10,
-        start=end - timedelta(days=days), end=end, policy=POLICY,
+        start=end - timedelta(days=days), end=end, policy=POLICIES[policy],
     )  # fmt: skip
 
 
 def a_worker(
-    bootstrap: str, path: Path, guarantee: str, store: str, run: str | None = None
+    bootstrap: str,
+    path: Path,
+    guarantee: str,
+    store: str,
+    run: str | None = None,
+    policy: Path = DEFAULT_POLICY,
 ) -> Worker:
     overrides = {
-        "SLA_POLICY_FILE": str(DEFAULT_POLICY),
+        "SLA_POLICY_FILE": str(policy),
         "SLA_PROCESSING_GUARANTEE": guarantee,
         "SLA_STORE": store,
     }
@@ -128,10 +139,15 @@ def settled(worker: Worker, expected: int, seconds: float = 120.0) -> list[Any]:
 
 
 def compare(
-    got: list[Any], rows: list[tuple[str, bytes]], cut: datetime, *, repeats_allowed: bool
+    got: list[Any],
+    rows: list[tuple[str, bytes]],
+    cut: datetime,
+    *,
+    repeats_allowed: bool,
+    policy: Path = DEFAULT_POLICY,
 ) -> None:
     """Outputs due by `cut` equal replay's (ids included); none twice unless allowed."""
-    expected = replayed([v for _, v in rows], cut)
+    expected = replayed([v for _, v in rows], cut, policy)
     ids = Counter(orjson.loads(r.value)["id"] for r in got)
     if not repeats_allowed:
         assert [i for i, n in ids.items() if n > 1] == [], "an output id was emitted twice"
@@ -199,6 +215,45 @@ def test_a_burst_of_history_gives_replay_s_outputs(
     excerpts = "\n".join(w.excerpt() for w in team)
     assert rejected == invalid(rows), excerpts
     compare(got, rows, cut, repeats_allowed=False)
+
+
+@pytest.mark.parametrize(("guarantee", "store", "workers"), [
+    ("exactly_once", "rocksdb://", 1), ("at_least_once", "memory://", 2),
+])  # fmt: skip
+def test_a_burst_of_history_under_every_optional_rule_gives_replay_s_outputs(
+    kafka_bootstrap: str, tmp_path: Path, guarantee: str, store: str, workers: int
+) -> None:
+    """Warnings, acknowledgements (and their repeats and early steps) and surveys, in a burst
+    of three days of history: replay's, ids included, and no retraction (nothing is late)."""
+    first = a_worker(kafka_bootstrap, tmp_path / "w0", guarantee, store, policy=EXTENDED_POLICY)
+    team = [first] + [
+        a_worker(
+            kafka_bootstrap,
+            tmp_path / f"w{i}",
+            guarantee,
+            store,
+            run=first.run,
+            policy=EXTENDED_POLICY,
+        )  # fmt: skip
+        for i in range(1, workers)
+    ]
+    first.create_topics()
+    for worker in team:
+        worker.start()
+    rows = history(seed=11 + workers, days=3, policy=EXTENDED_POLICY)
+    try:
+        publish(first, rows, "murmur2")
+        expected = replayed([v for _, v in rows], datetime.now(UTC), EXTENDED_POLICY)
+        got = settled(first, len(expected))
+        cut = datetime.now(UTC) - timedelta(seconds=3)
+    finally:
+        for worker in team:
+            worker.stop()
+    kinds = {e["type"] for e in expected}
+    assert kinds >= {"sla.warning", "sla.escalation_acknowledged",
+                     "sla.escalation_unacknowledged", "ticket.survey_due"}, kinds  # fmt: skip
+    assert not [r for r in got if b'"type":"sla.retraction"' in r.value]
+    compare(got, rows, cut, repeats_allowed=False, policy=EXTENDED_POLICY)
 
 
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])

@@ -234,7 +234,7 @@ def test_a_burst_of_history_under_every_optional_rule_gives_replay_s_outputs(
             store,
             run=first.run,
             policy=EXTENDED_POLICY,
-        )  # fmt: skip
+        )
         for i in range(1, workers)
     ]
     first.create_topics()

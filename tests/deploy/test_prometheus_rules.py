@@ -37,6 +37,7 @@ METRICS = {
     "sla_held_partitions": "gauge",
     "sla_kafka_unreachable_seconds": "gauge",
     "sla_kafka_connection_errors_total": "counter",
+    "sla_escalations_unacknowledged_total": "counter",
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
@@ -48,6 +49,7 @@ ALERTS = {
     "SLAProcessorDown": "critical",
     "SLAConsumerLagHigh": "warning",
     "SLAKafkaUnreachable": "critical",
+    "SLAEscalationUnacknowledged": "critical",
 }
 ANNOTATIONS = {"summary", "description", "runbook_url"}
 OPERATIONS = REPO / "docs" / "operations.md"

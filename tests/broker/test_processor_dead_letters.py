@@ -43,6 +43,7 @@ class Case:
 ENGINE_REASONS = {
     "unclassifiable", "unknown_ticket", "out_of_order", "not_resolved", "ticket_closed",
     "already_opened", "unknown_maintenance", "already_scheduled", "maintenance_cancelled",
+    "not_escalated",
 }  # fmt: skip
 
 

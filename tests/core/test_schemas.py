@@ -46,6 +46,8 @@ VALID: list[tuple[str, dict[str, Any] | None]] = [
     ("ticket.resolved", {}),
     ("ticket.closed", None),
     ("ticket.reopened", None),
+    ("ticket.escalation_acknowledged", {"step": 1}),
+    ("ticket.escalation_acknowledged", {"step": 2, "role": "support_manager", "agent_id": "A-1"}),
     (
         "maintenance.scheduled",
         {
@@ -91,6 +93,7 @@ def test_all_contract_types_are_covered() -> None:
                 "ticket.resolved",
                 "ticket.closed",
                 "ticket.reopened",
+                "ticket.escalation_acknowledged",
                 "maintenance.scheduled",
                 "maintenance.rescheduled",
                 "maintenance.cancelled",
@@ -240,6 +243,31 @@ REJECTED: list[tuple[str, bytes, str]] = [
     ("status-missing", _data("ticket.status_changed", {}), "invalid_data"),
     ("status-number", _data("ticket.status_changed", {"status": 3}), "invalid_data"),
     ("agent-number", _data("ticket.responded", {"agent_id": 7}), "invalid_data"),
+    (
+        "ack-missing-data",
+        to_bytes(envelope("ticket.escalation_acknowledged", "T", T0)),
+        "invalid_data",
+    ),
+    (
+        "ack-missing-step",
+        _data("ticket.escalation_acknowledged", {"role": "tier1"}),
+        "invalid_data",
+    ),
+    ("ack-step-string", _data("ticket.escalation_acknowledged", {"step": "2"}), "invalid_data"),
+    ("ack-step-float", _data("ticket.escalation_acknowledged", {"step": 1.5}), "invalid_data"),
+    ("ack-step-bool", _data("ticket.escalation_acknowledged", {"step": True}), "invalid_data"),
+    ("ack-step-zero", _data("ticket.escalation_acknowledged", {"step": 0}), "invalid_data"),
+    ("ack-step-huge", _data("ticket.escalation_acknowledged", {"step": 10**30}), "invalid_data"),
+    (
+        "ack-unknown-role",
+        _data("ticket.escalation_acknowledged", {"step": 1, "role": "ceo"}),
+        "invalid_data",
+    ),
+    (
+        "ack-on-maintenance-shape",
+        _data("ticket.escalation_acknowledged", {"step": [1]}),
+        "invalid_data",
+    ),
     (
         "unknown-kind",
         _data("maintenance.scheduled", {"kind": "routine", **WINDOW, "summary": "s"}),

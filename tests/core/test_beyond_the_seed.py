@@ -453,3 +453,32 @@ def effective(outputs: list[Output]) -> list[tuple[datetime, str]]:
     retracted = {output_data(o)["retracted_id"] for o in of_type(outputs, "sla.retraction")}
     return sorted((o.time, o.id) for o in outputs
                   if o.type != "sla.retraction" and o.id not in retracted)  # fmt: skip
+
+
+@PROPERTY
+@given(
+    script=ticket_scripts(late=False),
+    name=st.sampled_from(sorted(POLICIES)),
+    pick=st.integers(min_value=1),
+    lag=st.integers(min_value=0, max_value=2 * 86400),
+)
+def test_a_late_event_is_corrected_to_what_its_timely_arrival_gives(
+    script: list[Step], name: str, pick: int, lag: int
+) -> None:
+    """Any event read late — after ticks fired up to `lag` seconds past it, short of the next
+    event — leaves standing the outputs its timely arrival gives (by id): what it would have
+    prevented is retracted, what it makes due is emitted."""
+    policy = POLICIES[name]
+    events = [s for s in script if not isinstance(s, Advance)]
+    if len(events) < 2:
+        return
+    k = 1 + pick % (len(events) - 1)
+    late = events[k]
+    following = events[k + 1].time if k + 1 < len(events) else late.time + 3 * DAY
+    tick = min(late.time + timedelta(seconds=lag), following)
+    end = [Advance(max(following, tick) + 3 * DAY)]
+    timely = [*events, *end]
+    delayed = [*events[:k], Advance(tick), late, *events[k + 1 :], *end]
+    kept_timely = {i for _, i in effective([o for _, outs in run(timely, policy) for o in outs])}
+    kept_late = {i for _, i in effective([o for _, outs in run(delayed, policy) for o in outs])}
+    assert kept_late == kept_timely

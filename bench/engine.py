@@ -31,6 +31,7 @@ class Config:
     out: Path
     profile: bool
     argv: Sequence[str] | None  # as given, for the result's command line
+    policy: Path | None = None  # None: the seed's
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +213,7 @@ def parse(argv: Sequence[str] | None) -> Config:
     parser.add_argument(
         "--profile", action="store_true", help="also profile one pass; print the top functions"
     )
+    parser.add_argument("--policy", type=Path, help="a policy file (default: the seed's)")
     args = parser.parse_args(argv)
     if args.tickets < 1 or args.repeat < 1:
         parser.error("--tickets and --repeat must be at least 1")
@@ -220,7 +222,7 @@ def parse(argv: Sequence[str] | None) -> Config:
 
 def main(argv: Sequence[str] | None = None) -> None:
     config = parse(argv)
-    policy = load_policy()
+    policy = load_policy(config.policy)
     stream = make_stream(config, policy)
     events: list[InputEvent] = []
     parses = [timed(lambda: parse_all(stream, events)) for _ in range(config.repeat)]

@@ -15,6 +15,7 @@ class Candidate:
     store: str = "memory://"
     table: bool = True
     knobs: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # settings for the processor's worker
 
     @property
     def is_processor(self) -> bool:
@@ -28,6 +29,13 @@ THROUGHPUT = [
     Candidate("faust-bare", "bare Faust agent, no table", "faust", table=False),
     Candidate("aiokafka", "raw aiokafka loop (getmany, loads, produce, commit)", "aiokafka"),
     Candidate("quix", "Quix Streams, state = last value (memory store)", "quix"),
+    # What keeping each ticket's timeline costs (a second table write per event).
+    Candidate(
+        "processor-no-timeline",
+        "processor, memory://, SLA_TIMELINE_ENTRIES=0",
+        "processor",
+        env={"SLA_TIMELINE_ENTRIES": "0"},
+    ),
 ]
 
 _ALL_KNOBS: dict[str, Any] = {

@@ -104,6 +104,7 @@ class Runner:
                   base: dict[str, str]) -> Launch:  # fmt: skip
         settings = processor_env(self.bench.bootstrap, f"bench-{run_id}", data, cand.store)
         settings["SLA_TOPIC_TICKETS"] = input_topic  # the shared input, produced beforehand
+        settings.update(cand.env)
         if cand.kind == "processor":
             cmd = [python(), "-m", "processor", "worker"]
         else:

@@ -274,29 +274,33 @@ def test_a_fresh_consumer_group_on_a_week_of_history(
     compare(got, rows, cut, repeats_allowed=False)
 
 
-@pytest.mark.parametrize(("guarantee", "delay"), [
-    ("at_least_once", 0.5), ("at_least_once", 3.0), ("exactly_once", 1.0), ("exactly_once", 4.0),
-])  # fmt: skip
+@pytest.mark.parametrize(("guarantee", "delay", "policy"), [
+    ("at_least_once", 0.5, DEFAULT_POLICY), ("at_least_once", 3.0, DEFAULT_POLICY),
+    ("exactly_once", 1.0, DEFAULT_POLICY), ("exactly_once", 4.0, DEFAULT_POLICY),
+    ("exactly_once", 2.0, EXTENDED_POLICY),
+], ids=["at_least_once-0.5", "at_least_once-3.0", "exactly_once-1.0", "exactly_once-4.0",
+        "exactly_once-2.0-extended"])  # fmt: skip
 def test_a_worker_killed_in_a_burst_loses_nothing(
-    kafka_bootstrap: str, tmp_path: Path, guarantee: str, delay: float
+    kafka_bootstrap: str, tmp_path: Path, guarantee: str, delay: float, policy: Path
 ) -> None:
     """SIGKILL `delay` seconds after the burst (before, while and after the overdue deadlines
     fire), then a restart: every output replay gives, none it does not; under exactly-once
-    (read committed) none twice."""
-    worker = a_worker(kafka_bootstrap, tmp_path / "w", guarantee, "rocksdb://")
+    (read committed) none twice. Under the extended policy, the states that remember what
+    ticks fired (for corrections) and the timelines survive the crash too."""
+    worker = a_worker(kafka_bootstrap, tmp_path / "w", guarantee, "rocksdb://", policy=policy)
     worker.create_topics()
     worker.start()
-    rows = history(seed=int(delay * 10), days=3, tickets=300)
+    rows = history(seed=int(delay * 10), days=3, tickets=300, policy=policy)
     try:
         publish(worker, rows, "murmur2")
         time.sleep(delay)
         worker.kill()
         worker.start()
-        got = settled(worker, len(replayed([v for _, v in rows], datetime.now(UTC))))
+        got = settled(worker, len(replayed([v for _, v in rows], datetime.now(UTC), policy)))
         cut = datetime.now(UTC) - timedelta(seconds=3)
     finally:
         worker.stop()
-    compare(got, rows, cut, repeats_allowed=guarantee == "at_least_once")
+    compare(got, rows, cut, repeats_allowed=guarantee == "at_least_once", policy=policy)
 
 
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])

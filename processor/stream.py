@@ -179,8 +179,8 @@ class SlaStream:
             )
             self.timelines.rejected(event, exc.reason, known=before is not None)
             return
-        self.timelines.applied(event, decision, self.clock())
         if decision.duplicate:
+            self.timelines.applied(event, decision, self.clock())
             self.metrics.duplicates.labels(origin.topic).inc()
             log.info(
                 "duplicate event ignored", extra={"subject": event.subject, "event_id": event.id}
@@ -189,6 +189,7 @@ class SlaStream:
         await self.sender.outputs(decision.outputs, partition, timer=False)
         self.states.store(domain, event.subject, decision.state, decision.next_deadline,
                           partition, before)  # fmt: skip
+        self.timelines.applied(event, decision, self.clock())  # with the state, once sent
         self.deadlines.arm(partition, state_key(domain, event.subject), decision.next_deadline)
         self.metrics.events_processed.labels(origin.topic, event.type).inc()
 

@@ -20,12 +20,17 @@ DEFAULT_POLICY = REPO / "processor" / "sla" / "default_policy.toml"
 
 
 def processor_env(
-    bootstrap: str, prefix: str, data_dir: Path, store: str = "memory://", log_level: str = "INFO"
+    bootstrap: str,
+    prefix: str,
+    data_dir: Path,
+    store: str = "memory://",
+    log_level: str = "INFO",
+    policy: Path = DEFAULT_POLICY,
 ) -> dict[str, str]:
     """The `SLA_*` variables of a worker whose app id (and consumer group) is `prefix`, on
-    topics `<prefix>.<contract name>` of PARTITIONS partitions, the default policy, a free web
-    port."""
-    env = isolated_env(f"{prefix}.", prefix, bootstrap, data_dir, PARTITIONS, DEFAULT_POLICY)
+    topics `<prefix>.<contract name>` of PARTITIONS partitions (every output topic, the warnings'
+    too), `policy` (default the default policy), a free web port."""
+    env = isolated_env(f"{prefix}.", prefix, bootstrap, data_dir, PARTITIONS, policy)
     return env | {"SLA_STORE": store, "SLA_LOG_LEVEL": log_level}
 
 

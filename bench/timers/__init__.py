@@ -1,12 +1,14 @@
 """Timer benchmark of the processor against a real Kafka broker (design: bench/timers.md).
 
     python -m bench.timers [--quick] [--out bench/results/] [--bootstrap HOST:PORT]
-        [--sections precision,burst,recovery] [--tickets 100000,1000000] [--store rocksdb://]
+        [--sections precision,warnings,burst,recovery] [--tickets 100000,1000000]
+        [--store rocksdb://]
 
 1. Precision: a worker holding N open tickets (100k, 1M) fires D deadlines spread uniformly
    over a window W while ordinary events (bench/workload.py's ticket mix) are ingested at about
    1,000/s. Lateness of each timer output = its Kafka timestamp (CreateTime: when the processor
-   sent it) minus its due instant (the output's `time`).
+   sent it) minus its due instant (the output's `time`). `warnings`: the same runs measuring
+   the sla.warning a 50 % warning rule for low tickets emits 4 h before the breach.
 2. Burst: B deadlines due at the same instant T0: T0 to the first and to the last output, outputs
    per second, and the latency of probe events (one urgent ticket.opened every 100 ms) meanwhile.
 3. Recovery: a worker holding 1M tickets is stopped (SIGTERM, or SIGKILL) with K deadlines due

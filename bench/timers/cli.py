@@ -28,13 +28,21 @@ from processor.stream import TICK_BATCH
 
 PORT = 29092
 BROKER_DIR = "var/kafka-timers"
-SECTIONS = ("precision", "precision_sparse", "burst", "burst_instant", "recovery")
+SECTIONS = (
+    "precision",
+    "precision_warnings",
+    "precision_sparse",
+    "burst",
+    "burst_instant",
+    "recovery",
+)
 
 CLOCK = (
     "Timer lateness = the output record's Kafka timestamp (CreateTime, set by the processor's "
     "producer when it sent the output, ms resolution) minus the output's `time` (its due "
     "instant; every due instant is a whole millisecond, so truncation cannot fake an early "
-    "fire). Outputs are read back from the breaches topic by a plain aiokafka consumer "
+    "fire). Outputs are read back from the breaches topic (the warnings topic for the "
+    "warnings runs) by a plain aiokafka consumer "
     "(read_committed); percentiles are nearest-rank over every output of the run. Worker CPU "
     "is from /proc (utime+stime); `foreign` = machine busy time minus worker, broker and this "
     "runner. Spawn times are the runner's wall clock at Popen; log instants are the worker's "
@@ -67,16 +75,25 @@ def summarize(runs: list[dict[str, Any]], fields: Sequence[str]) -> dict[str, An
     }
 
 
-async def precision_section(ctx: Ctx, args: argparse.Namespace) -> dict[str, Any]:
+async def precision_section(
+    ctx: Ctx, args: argparse.Namespace, timed: precision.Timed | None = None
+) -> dict[str, Any]:
+    """Per size: the precision runs of `timed` (default the breaches)."""
+    timed = timed or precision.breaches(ctx)
     mix = workload.ticket_mix(
         int(args.rate * (args.window + args.lead + 120)), ctx.policy, workload.utcnow()
     )
     found = {}
     for size in args.sizes:
         repeat = args.repeat_large if size >= 500_000 else args.repeat
-        runs = [await precision.precision_run(ctx, args, size, mix) for _ in range(repeat)]
+        runs = [await precision.precision_run(ctx, args, size, mix, timed) for _ in range(repeat)]
         found[str(size)] = summarize(runs, precision.FIELDS)
     return found
+
+
+async def warnings_section(ctx: Ctx, args: argparse.Namespace) -> dict[str, Any]:
+    """The precision runs, measuring the warnings before the deadlines instead."""
+    return await precision_section(ctx, args, precision.warnings(ctx))
 
 
 async def sparse_section(ctx: Ctx, args: argparse.Namespace) -> dict[str, Any]:
@@ -84,8 +101,9 @@ async def sparse_section(ctx: Ctx, args: argparse.Namespace) -> dict[str, Any]:
         int(args.rate * (args.sparse_window + args.lead + 120)), ctx.policy, workload.utcnow()
     )
     due, window = args.sparse_due, args.sparse_window
+    timed = precision.breaches(ctx)
     runs = [
-        await precision.precision_run(ctx, args, args.sizes[0], mix, due, window)
+        await precision.precision_run(ctx, args, args.sizes[0], mix, timed, due, window)
         for _ in range(args.repeat)
     ]
     return summarize(runs, precision.FIELDS)
@@ -114,6 +132,7 @@ async def instant_section(ctx: Ctx, args: argparse.Namespace) -> dict[str, Any]:
 
 RUNS: dict[str, tuple[str, Callable[[Ctx, argparse.Namespace], Any]]] = {
     "precision": ("precision", precision_section),
+    "warnings": ("precision_warnings", warnings_section),
     "sparse": ("precision_sparse", sparse_section),
     "burst": ("burst", burst_section),
     "instant": ("burst_instant", instant_section),

@@ -58,6 +58,8 @@ def goals_table(r: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for size, sec in r.get("precision", {}).items():
         rows += precision_goals(f"precision, {int(size):,} tickets", sec)
+    for size, sec in r.get("precision_warnings", {}).items():
+        rows += precision_goals(f"warnings, {int(size):,} tickets", sec)
     if r.get("precision_sparse"):
         x0, rate = sparse_label(r["precision_sparse"])
         label = f"precision, {x0['tickets']:,} tickets, {rate:,.0f} deadlines/s"

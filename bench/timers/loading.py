@@ -8,6 +8,7 @@ import asyncio
 import random
 import time
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -38,8 +39,11 @@ def states(records: Iterable[Record], policy: Policy) -> list[tuple[int, bytes, 
     return out
 
 
-async def write_changelog(ctx: Ctx, worker: Worker, count: int, prefix: str) -> dict[str, Any]:
-    """`count` open low-severity tickets (deadline 8 h ahead) straight into the changelog."""
+async def write_changelog(
+    ctx: Ctx, worker: Worker, count: int, prefix: str, policy: Policy | None = None
+) -> dict[str, Any]:
+    """`count` open low-severity tickets (deadline hours ahead) straight into the changelog, as
+    a worker under `policy` (default: the context's) stores them."""
     producer = AIOKafkaProducer(
         bootstrap_servers=ctx.bootstrap, acks="all", linger_ms=20, max_batch_size=1024 * 1024
     )
@@ -52,7 +56,7 @@ async def write_changelog(ctx: Ctx, worker: Worker, count: int, prefix: str) -> 
             t = time.perf_counter()
             n = min(CHUNK, count - first)
             records = workload.open_tickets(n, prefix, workload.utcnow(), first=first)
-            items = states(records, ctx.policy)
+            items = states(records, policy or ctx.policy)
             encode_s += time.perf_counter() - t
             pending = []
             for partition, key, value in items:
@@ -112,13 +116,15 @@ async def load_events(
     }
 
 
-async def load_due(ctx: Ctx, worker: Worker, prefix: str, dues: Sequence[float]) -> dict[str, Any]:
-    """One low-severity ticket per instant of `dues` (epoch seconds), opened so that its breach
-    falls due then, processed by the worker; the load rate is learnt for the next T0."""
+async def load_due(
+    ctx: Ctx, worker: Worker, prefix: str, dues: Sequence[float], lead: timedelta | None = None
+) -> dict[str, Any]:
+    """One low-severity ticket per instant of `dues` (epoch seconds), opened `lead` before it
+    (default the low response target: its breach falls due then), processed by the worker; the
+    load rate is learnt for the next T0."""
     due = [at_ms(d) for d in dues]
-    records = workload.open_tickets(
-        len(due), prefix, workload.utcnow(), due, low_target(ctx.policy)
-    )
+    lead = low_target(ctx.policy) if lead is None else lead
+    records = workload.open_tickets(len(due), prefix, workload.utcnow(), due, lead)
     loaded = await load_events(ctx, worker, records)
     ctx.learn_rate(loaded)
     return loaded

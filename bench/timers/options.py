@@ -36,9 +36,10 @@ def parser() -> argparse.ArgumentParser:
     add("--kafka-version", help="label for --bootstrap's broker version")
     add(
         "--sections",
-        default="precision,sparse,burst,instant,recovery",
-        help="any of precision,sparse,burst,instant,recovery (sparse: precision at a few "
-        "fires/s; instant: the burst at one single instant)",
+        default="precision,warnings,sparse,burst,instant,recovery",
+        help="any of precision,warnings,sparse,burst,instant,recovery (warnings: precision of "
+        "the warnings before the deadlines; sparse: precision at a few fires/s; instant: the "
+        "burst at one single instant)",
     )
     add(
         "--sparse",
@@ -47,7 +48,7 @@ def parser() -> argparse.ArgumentParser:
     )
     add(
         "--tickets",
-        help="open tickets per precision size, comma-separated (default "
+        help="open tickets per precision (and warnings) size, comma-separated (default "
         "100000,1000000; quick 10000)",
     )
     add(

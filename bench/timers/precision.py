@@ -1,22 +1,33 @@
 """1. Precision: a worker holding N open tickets fires D deadlines spread uniformly over a window
-while ordinary events are ingested at a steady rate; the lateness of every timer output."""
+while ordinary events are ingested at a steady rate; the lateness of every timer output.
+
+What is measured is a `Timed`: the low tickets' initial-response breaches (`breaches`, the
+default policy), or the warnings before them (`warnings`: the default policy plus a 50 % warning
+for low tickets, so each due ticket is opened 4 h before its due instant)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench import kafka, machine
+from bench import kafka, machine, workload
 from bench.kafka import OutputReader, Record
+from bench.results import REPO
 from bench.timers.context import Ctx, now_s, recorded
 from bench.timers.loading import check_sample, load_due, write_changelog
 from bench.timers.outputs import TICK_HOLD, histogram_delta, timer_outputs
 from bench.timers.traffic import Pacer
 from bench.timers.usage import Sampler
 from bench.timers.worker import Worker
+from bench.workers import DEFAULT_POLICY
+from processor.sla import engine
+from processor.sla.policy import Policy, load_policy
+from schemas.cloudevents import parse_event
 
 FIELDS = (
     "lateness_ms.p50",
@@ -41,43 +52,110 @@ FIELDS = (
     "startup.spawn_to_ready_s",
 )
 
+# The policy section of the warnings runs, appended to the default policy's text.
+WARNINGS_RULE = """
+[warnings.low]
+percent = [50]
+targets = ["initial_response"]
+"""
+
+
+@dataclass(frozen=True)
+class Timed:
+    """The timer output a precision run measures: the worker's policy, the topic the reader
+    follows, and how long before its due instant a measured ticket is opened."""
+
+    name: str  # "precision" or "warnings": the run's label
+    type: str  # the output's CloudEvent type
+    topic_setting: str  # the worker's variable naming the topic followed
+    policy_file: Path
+    policy: Policy
+    lead: timedelta  # ticket.opened time -> the output's due instant
+
+    def record(self) -> dict[str, Any]:
+        file = self.policy_file
+        return {
+            "type": self.type,
+            "topic_setting": self.topic_setting,
+            "policy_file": str(file.relative_to(REPO) if file.is_relative_to(REPO) else file),
+            "policy_fingerprint": self.policy.fingerprint,
+            "lead_s": self.lead.total_seconds(),
+        }
+
+
+def first_timer(policy: Policy, type_: str) -> timedelta:
+    """From a low ticket's opening to its first timer output, which must be one `type_` output
+    (checked with the engine for each tier the runs open tickets in)."""
+    opened = workload.utcnow().replace(microsecond=0)
+    leads = set()
+    for _, raw in workload.open_tickets(3, "LEAD", opened):
+        state = engine.decide(None, parse_event(raw), policy).state
+        assert state is not None
+        at = engine.next_deadline(state, policy)
+        fired = [] if at is None else engine.advance(state, at, policy).outputs
+        if at is None or [o.type for o in fired] != [type_] or fired[0].time != at:
+            raise RuntimeError(f"a low ticket's first timer output is not one {type_}: {fired}")
+        leads.add(at - opened)
+    if len(leads) != 1:
+        raise RuntimeError(f"a low ticket's first {type_} differs by tier: {leads}")
+    return leads.pop()
+
+
+def breaches(ctx: Ctx) -> Timed:
+    """The low tickets' initial-response breaches, under the default policy."""
+    lead = first_timer(ctx.policy, "sla.breach")
+    return Timed("precision", "sla.breach", "SLA_TOPIC_BREACHES", DEFAULT_POLICY, ctx.policy, lead)
+
+
+def warnings(ctx: Ctx) -> Timed:
+    """The low tickets' 50 % warnings, under the default policy plus WARNINGS_RULE (written to
+    the run's work directory, kept with its logs)."""
+    path = ctx.work / "warnings_policy.toml"
+    path.write_text(DEFAULT_POLICY.read_text() + WARNINGS_RULE)
+    policy = load_policy(path)
+    lead = first_timer(policy, "sla.warning")
+    return Timed("warnings", "sla.warning", "SLA_TOPIC_WARNINGS", path, policy, lead)
+
 
 async def precision_run(
     ctx: Ctx,
     args: argparse.Namespace,
     tickets: int,
     mix: Sequence[Record],
+    timed: Timed,
     due: int | None = None,
     window: float | None = None,
 ) -> dict[str, Any]:
     """One run on a fresh worker: `due` (default args.due) of `tickets` fall due over `window`
-    seconds (default args.window) after T0; the others 8 h later."""
+    seconds (default args.window) after T0; the others hours later. `timed`: the outputs
+    measured."""
     due_count = min(tickets, due or args.due)
     window = window or args.window
-    worker = Worker(ctx, ctx.store)
+    worker = Worker(ctx, ctx.store, timed.policy_file)
     out: dict[str, Any] = {
         "tickets": tickets,
         "due": due_count,
         "window_s": window,
         "store": ctx.store,
         "ingest_rate": args.rate,
-        "loadavg_before": ctx.load.note(f"precision {tickets}"),
+        "measured": timed.record(),
+        "loadavg_before": ctx.load.note(f"{timed.name} {tickets}"),
     }
     sampler = Sampler(ctx.broker.pid)
-    reader = OutputReader(ctx.bootstrap, [worker.breaches], [f"D{worker.run_id}"])
+    reader = OutputReader(ctx.bootstrap, [worker.env[timed.topic_setting]], [f"D{worker.run_id}"])
     async with recorded(out, reader.stop, sampler.stop, worker.cleanup):
-        loads = await start(ctx, args, worker, sampler, tickets - due_count, out)
+        loads = await start(ctx, args, worker, sampler, tickets - due_count, timed.policy, out)
         await reader.start()
         t0 = ctx.plan_t0(due_count, args.margin)
         dues = [t0 + window * i / due_count for i in range(due_count)]
-        loaded = await load_due(ctx, worker, f"D{worker.run_id}", dues)
+        loaded = await load_due(ctx, worker, f"D{worker.run_id}", dues, timed.lead)
         loaded["slack_before_t0_s"] = round(t0 - now_s(), 1)
         out["load"] = [*loads, loaded]
         if loaded["slack_before_t0_s"] < 2:
             out["notes"] = ["loading overran T0: lateness includes the load"]
         done = await measure(ctx, args, worker, reader, mix, t0, window, out)
         out |= outcome(worker, reader, sampler, t0, window, done, due_count)
-    print(f"timers: precision {tickets:,}: {summary(out)}", flush=True)
+    print(f"timers: {timed.name} {tickets:,}: {summary(out)}", flush=True)
     return out
 
 
@@ -87,13 +165,14 @@ async def start(
     worker: Worker,
     sampler: Sampler,
     ballast: int,
+    policy: Policy,
     out: dict[str, Any],
 ) -> list[dict[str, Any]]:
-    """The worker started on `ballast` tickets written to its changelog (due 8 h later) and
-    ready; how they were loaded."""
+    """The worker started on `ballast` tickets written to its changelog (opened now, stored as
+    under the worker's `policy`) and ready; how they were loaded."""
     bulk = f"B{worker.run_id}"
     await worker.prepare(changelog=ballast > 0)
-    loads = [await write_changelog(ctx, worker, ballast, bulk)] if ballast else []
+    loads = [await write_changelog(ctx, worker, ballast, bulk, policy)] if ballast else []
     worker.start()
     sampler.follow(worker.pid)
     out["startup"] = await worker.ready(args.ready_timeout)

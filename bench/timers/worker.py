@@ -20,7 +20,7 @@ from typing import Any
 from bench import kafka
 from bench.results import REPO
 from bench.timers.context import Ctx
-from bench.workers import PARTITIONS, create_worker_topics, metrics, processor_env
+from bench.workers import DEFAULT_POLICY, PARTITIONS, create_worker_topics, metrics, processor_env
 from processor.spawn import WorkerProcess, free_port, tail
 
 READY = "Worker]: Ready"
@@ -30,12 +30,12 @@ REBUILT = "deadline indexes rebuilt"
 class Worker:
     """One processor worker (its topics, data dir and successive processes)."""
 
-    def __init__(self, ctx: Ctx, store: str) -> None:
+    def __init__(self, ctx: Ctx, store: str, policy: Path = DEFAULT_POLICY) -> None:
         self.ctx = ctx
         self.run_id = uuid.uuid4().hex[:8]
         self.prefix = f"bench-{self.run_id}"
         self.data_dir = ctx.work / "data" / self.run_id
-        self.env = processor_env(ctx.bootstrap, self.prefix, self.data_dir, store)
+        self.env = processor_env(ctx.bootstrap, self.prefix, self.data_dir, store, policy=policy)
         self.group = self.prefix
         self.input = self.env["SLA_TOPIC_TICKETS"]
         self.breaches = self.env["SLA_TOPIC_BREACHES"]

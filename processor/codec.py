@@ -7,7 +7,9 @@ rebuilding a deadline index reads it with `peek` instead of decoding the state (
 cost). Version 3 and 4 states are self-describing: none of their pending deadlines has fired (a
 tick stores the state it advanced). Version 3 is version 4 without the ticket fields added after
 `seen_ids` (warnings, acknowledgements, corrections, surveys): decoding fills in their defaults.
-A ticket's `base` (the state of its last event) is stored within it, in the same layout. Version 2 values (the same layout) and version 1 values
+A ticket's `base` (the state of its last event) is stored within it, in the same layout. A
+version 4 ticket value may end with one more element, its timeline (`processor.timelines`: a
+text the codec carries and never reads). Version 2 values (the same layout) and version 1 values
 (`[kind, 1, field...]`, without the two) were written when ticks did not store what they fired,
 behind a per-partition fired watermark: they are still decoded, and `LEGACY` tells the caller to
 advance them through that watermark.
@@ -129,14 +131,16 @@ _LAYOUTS: Final = {"t": _Layout(Ticket), "m": _Layout(Maintenance)}
 _KIND_OF: Final = {Ticket: "t", Maintenance: "m"}
 
 
-def encode_state(state: State, next_due: datetime | None, policy: str) -> bytes:
-    """`state` with its next deadline, as computed under the policy fingerprinted `policy`."""
+def encode_state(state: State, next_due: datetime | None, policy: str, timeline: str = "") -> bytes:
+    """`state` with its next deadline, as computed under the policy fingerprinted `policy`,
+    and a ticket's timeline text, if any."""
     kind = _KIND_OF[type(state)]
     values = _LAYOUTS[kind].encode(state)
     due = None if next_due is None else micros(next_due)
+    tail = [timeline] if timeline else []
     # orjson 3.13's result keeps its 4 KiB working buffer; tables hold values for long, so
     # store a right-sized copy (measured: 4,098 -> 177 bytes retained per ticket state).
-    return bytes(memoryview(orjson.dumps([kind, VERSION, policy, due, *values])))
+    return bytes(memoryview(orjson.dumps([kind, VERSION, policy, due, *values, *tail])))
 
 
 def decode_state(raw: bytes) -> State:
@@ -145,6 +149,12 @@ def decode_state(raw: bytes) -> State:
 
 def decode_stored(raw: bytes) -> tuple[State, int]:
     """The state and the codec version that wrote it."""
+    state, version, _ = decode_value(raw)
+    return state, version
+
+
+def decode_value(raw: bytes) -> tuple[State, int, str]:
+    """The state, the codec version that wrote it, and the timeline text stored with it."""
     try:
         kind, version, *values = orjson.loads(raw)
         layout = _LAYOUTS[kind]
@@ -152,12 +162,16 @@ def decode_stored(raw: bytes) -> tuple[State, int]:
             values = values[_HEAD - 2 :]
         elif version != 1:
             raise CorruptState(f"state of kind {kind!r} version {version} is not decodable")
-        if len(values) != (len(layout.names) if version == VERSION else layout.older):
+        timeline = ""
+        fields = len(layout.names) if version == VERSION else layout.older
+        if version == VERSION and len(values) == fields + 1 and isinstance(values[-1], str):
+            timeline = values.pop()
+        if len(values) != fields:
             raise CorruptState(f"state of kind {kind!r} has {len(values)} fields")
         state: State = layout.decode(values)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError) as exc:
         raise CorruptState(f"undecodable state: {exc}") from exc
-    return state, version
+    return state, version, timeline
 
 
 class Peek(NamedTuple):
@@ -184,7 +198,8 @@ def peek(raw: bytes) -> Peek | None:
     """
     try:
         values = orjson.loads(raw)
-        if values[1] != VERSION or len(values) != _LENGTHS[values[0]]:
+        extra = len(values) - _LENGTHS[values[0]]
+        if values[1] != VERSION or extra not in (0, 1) or (extra and type(values[-1]) is not str):
             return None
         label = None
         if values[0] == "t" and values[_PHASE] == "open":

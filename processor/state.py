@@ -74,17 +74,23 @@ class States:
         A value of an earlier release (`codec.LEGACY`) is advanced through its partition's
         fired watermark `legacy_mark`: that release fired it up to there without storing it.
         """
+        return self.load_value(domain, subject, legacy_mark)[0]
+
+    def load_value(
+        self, domain: Domain, subject: str, legacy_mark: datetime | None
+    ) -> tuple[Any, str]:
+        """`load`'s state, and the timeline text stored with it ("" when none)."""
         raw = self.table(domain).get(subject.encode())
         if raw is None:
-            return None
+            return None, ""
         try:
-            state, version = codec.decode_stored(raw)
+            state, version, timeline = codec.decode_value(raw)
         except codec.CorruptState:
             log.exception("corrupt state dropped", extra={"subject": subject})
-            return None
+            return None, ""
         if version in codec.LEGACY and legacy_mark is not None:
-            return engine.advance(state, legacy_mark, self.policy).state
-        return state
+            return engine.advance(state, legacy_mark, self.policy).state, timeline
+        return state, timeline
 
     def store(
         self,
@@ -94,14 +100,16 @@ class States:
         due: datetime | None,
         partition: int,
         before: engine.State | None,
+        timeline: str = "",
     ) -> None:
         """Store `state` with `due`, its next deadline (the decision's: the engine guarantees it
-        equals `engine.next_deadline(state)`), or forget the subject."""
+        equals `engine.next_deadline(state)`), and its timeline text, or forget the subject."""
         table = self.table(domain)
         if state is None:
             table.pop(subject.encode(), None)
         else:
-            table[subject.encode()] = codec.encode_state(state, due, self.policy.fingerprint)
+            value = codec.encode_state(state, due, self.policy.fingerprint, timeline)
+            table[subject.encode()] = value
         self._count_open(partition, before, state)
 
     def forget(self, domain: Domain, subject: str) -> None:

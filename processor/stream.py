@@ -78,7 +78,7 @@ class SlaStream:
         eos = settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE
         self.deadlines = Deadlines()
         self.states = States(topology, policy)
-        self.timelines = Timelines(topology.timelines, settings.timeline_entries)
+        self.timelines = Timelines(settings.timeline_entries)
         self.sender = Sender(topology, metrics, clock, eos)
         # Every topic read with the tables' partitioning: a record of any of them may fire the
         # partition's held tick.
@@ -170,28 +170,41 @@ class SlaStream:
         """Apply one event: what the engine decides is emitted at once (it depends on this
         subject's earlier events only); deadlines it leaves due fire on the next tick."""
         domain = engine.domain_of(event)
-        before = self.states.load(domain, event.subject, self._legacy_mark(partition))
+        before, timeline = self.states.load_value(
+            domain, event.subject, self._legacy_mark(partition)
+        )
         try:
             decision = engine.decide(before, event, self.policy)
         except Rejected as exc:
             await self.sender.dead_letter(
                 origin, raw, exc.reason, type(exc).__name__, str(exc), partition
             )
-            self.timelines.rejected(event, exc.reason, known=before is not None)
+            if before is not None and self.timelines.limit:  # a known ticket's refusal is shown
+                self._keep(domain, event.subject, before, partition,
+                           self.timelines.rejected(timeline, event, exc.reason))  # fmt: skip
             return
         if decision.duplicate:
-            self.timelines.applied(event, decision, self.clock())
+            if self.timelines.limit:
+                self._keep(domain, event.subject, before, partition,
+                           self.timelines.applied(timeline, event, decision, self.clock()))  # fmt: skip
             self.metrics.duplicates.labels(origin.topic).inc()
             log.info(
                 "duplicate event ignored", extra={"subject": event.subject, "event_id": event.id}
             )
             return
         await self.sender.outputs(decision.outputs, partition, timer=False)
+        timeline = self.timelines.applied(timeline, event, decision, self.clock())
         self.states.store(domain, event.subject, decision.state, decision.next_deadline,
-                          partition, before)  # fmt: skip
-        self.timelines.applied(event, decision, self.clock())  # with the state, once sent
+                          partition, before, timeline)  # fmt: skip
         self.deadlines.arm(partition, state_key(domain, event.subject), decision.next_deadline)
         self.metrics.events_processed.labels(origin.topic, event.type).inc()
+
+    def _keep(
+        self, domain: engine.Domain, subject: str, state: Any, partition: int, timeline: str
+    ) -> None:
+        """Store an unchanged state again, with its timeline grown (a refusal, a repeat)."""
+        due = engine.next_deadline(state, self.policy)
+        self.states.store(domain, subject, state, due, partition, state, timeline)
 
     # -- firing -------------------------------------------------------------------------------
 
@@ -227,27 +240,24 @@ class SlaStream:
         # Stored only once the outputs are acknowledged: a crash before then fires them again.
         now = self.clock()
         for f in fired:
-            self.states.store(f.domain, f.subject, f.state, f.next_deadline, partition, f.before)
+            timeline = self.timelines.fired(f.timeline, f.domain, f.outputs, now)
+            self.states.store(f.domain, f.subject, f.state, f.next_deadline, partition, f.before,
+                              timeline)  # fmt: skip
             self.deadlines.arm(partition, f.key, f.next_deadline)
-            if f.state is None:
-                self.timelines.forget(f.domain, f.subject)
-            else:
-                self.timelines.fired(f.domain, f.subject, f.outputs, now)
 
     async def _fire(
         self, partition: int, key: str, upto: datetime, legacy_mark: datetime | None
     ) -> _Fired | None:
         domain, subject = split_key(key)
-        state = self.states.load(domain, subject, legacy_mark)
+        state, timeline = self.states.load_value(domain, subject, legacy_mark)
         if state is None:
             # Gone, corrupt, or a value of an earlier release that expired by its watermark.
             self.states.forget(domain, subject)
-            self.timelines.forget(domain, subject)
             return None
         decision = engine.advance(state, upto, self.policy)
         acks = await self.sender.outputs(decision.outputs, partition, timer=True)
         return _Fired(key, domain, subject, state, decision.state, decision.next_deadline,
-                      decision.outputs, acks)  # fmt: skip
+                      decision.outputs, timeline, acks)  # fmt: skip
 
     # -- what the deadline loop asks (timers.Ticker) ------------------------------------------
 
@@ -317,4 +327,5 @@ class _Fired:
     state: engine.State | None  # advanced; None: forget the subject
     next_deadline: datetime | None
     outputs: tuple[Output, ...]
+    timeline: str  # the ticket's timeline text, as loaded
     acks: list[Awaitable[Any]]

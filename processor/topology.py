@@ -58,8 +58,6 @@ class Wiring(Protocol):
     def maintenances(self) -> Table: ...
     @property
     def watermarks(self) -> Table: ...
-    @property
-    def timelines(self) -> Table: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +72,6 @@ class Topology:
     tickets: TableT[bytes, bytes]
     maintenances: TableT[bytes, bytes]
     watermarks: TableT[bytes, bytes]
-    timelines: TableT[bytes, bytes]
 
     @property
     def partitions(self) -> int:
@@ -223,7 +220,6 @@ def build(settings: Settings) -> Topology:
         tickets=_table(app, TABLES[0], settings),
         maintenances=_table(app, TABLES[1], settings),
         watermarks=_table(app, TABLES[2], settings),
-        timelines=_table(app, TABLES[3], settings),
     )
 
 
@@ -246,7 +242,7 @@ def client_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-TABLES = ("tickets", "maintenances", "watermarks", "timelines")
+TABLES = ("tickets", "maintenances", "watermarks")
 
 
 def copartitioned(settings: Settings) -> list[str]:

@@ -9,13 +9,12 @@ from typing import Any
 from faust.web import Request, Response, View
 from prometheus_client.exposition import choose_encoder
 
-from processor import codec, health
+from processor import codec, health, timelines
 from processor.sla import engine, ticket
 from processor.sla.maintenance import Maintenance, next_reminder
 from processor.sla.policy import Policy
 from processor.sla.ticket import Ticket
 from processor.sla.timeline import timeline
-from processor.timelines import Timelines
 from processor.topology import Topology
 from schemas.outputs import iso_duration, rfc3339
 
@@ -120,11 +119,11 @@ def install(
     class TimelineView(View):
         @app.table_route(table=topology.tickets, match_info="ticket_id")  # type: ignore[arg-type]
         async def get(self, request: Request, ticket_id: str) -> Response:
-            entries, dropped = Timelines(topology.timelines, 0).get(ticket_id)
             raw = topology.tickets.get(ticket_id.encode())
             state = current(raw) if raw is not None else None
-            if not isinstance(state, Ticket):
+            if raw is None or not isinstance(state, Ticket):
                 return self.json({"error": "not_found", "ticket_id": ticket_id}, status=404)
+            entries, dropped = timelines.entries(codec.decode_value(raw)[2])
             return self.json(timeline(ticket_id, entries, dropped, state, policy, clock()))
 
     @app.page("/maintenance/{maintenance_id}")

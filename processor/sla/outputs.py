@@ -152,7 +152,9 @@ class DeadlineWarning:
 
     @property
     def id(self) -> str:
-        return deterministic_id(self.type, self.ticket_id, self.key, self.point)
+        # The deadline's instant too: after a severity change the same point of the initial
+        # response is another warning (and a retracted one must not share its id).
+        return deterministic_id(self.type, self.ticket_id, self.key, self.point, _text(self.due_at))
 
 
 @dataclass(frozen=True, slots=True)

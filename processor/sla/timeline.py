@@ -81,17 +81,6 @@ def output_entries(outputs: Iterable[Output], emitted_at: datetime) -> list[Entr
     return found
 
 
-def appended(entries: list[Entry], more: Sequence[Entry], limit: int) -> tuple[list[Entry], int]:
-    """`entries` with `more`, cut to `limit` by dropping the oldest after the first (the
-    opening); also return how many were dropped."""
-    joined = [*entries, *more]
-    if len(joined) <= limit:
-        return joined, 0
-    keep = max(limit - 1, 0)
-    dropped = len(joined) - 1 - keep
-    return [joined[0], *joined[len(joined) - keep :]] if keep else joined[:1], dropped
-
-
 def timeline(
     ticket_id: str,
     entries: Sequence[Entry],

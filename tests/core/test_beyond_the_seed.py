@@ -449,10 +449,15 @@ def test_outputs_do_not_depend_on_how_often_the_clock_ticks(script: list[Step], 
 
 
 def effective(outputs: list[Output]) -> list[tuple[datetime, str]]:
-    """(time, id) of the outputs that stand: neither retractions nor retracted."""
-    retracted = {output_data(o)["retracted_id"] for o in of_type(outputs, "sla.retraction")}
-    return sorted((o.time, o.id) for o in outputs
-                  if o.type != "sla.retraction" and o.id not in retracted)  # fmt: skip
+    """(time, id) of the outputs that stand, in emission order: a retraction withdraws its
+    output, an output emitted again after its retraction stands again (decision 37)."""
+    standing: dict[str, datetime] = {}
+    for output in outputs:
+        if output.type == "sla.retraction":
+            standing.pop(output_data(output)["retracted_id"], None)
+        else:
+            standing[output.id] = output.time
+    return sorted((time, output_id) for output_id, time in standing.items())
 
 
 @PROPERTY

@@ -162,11 +162,21 @@ class Model:
             return "already_opened"
         if isinstance(event, Reopened) and self.phase != "resolved":
             return "not_resolved"
-        if isinstance(event, EscalationAcknowledged) and not any(
-            cycle == self.cycle and step == event.data.step for cycle, _, step in self.steps_done
+        if isinstance(event, EscalationAcknowledged) and event.data.step not in self.escalated(
+            event.time
         ):
             return "not_escalated"
         return None
+
+    def escalated(self, before: datetime) -> set[int]:
+        """The steps of this cycle emitted, or due strictly before `before` (an event fires
+        them first)."""
+        steps = {step for cycle, _, step in self.steps_done if cycle == self.cycle}
+        if self.phase == "open" and self.cycle_start is not None:
+            clock = self.policy.clock(self.severity)
+            ladder = self.policy.ladders.get(self.severity, ())
+            steps |= {s.number for s in ladder if clock.add(self.cycle_start, s.after) < before}
+        return steps
 
     def duplicate(self, event: InputEvent) -> bool:
         return self.phase is not None and event.id in self.ids

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from processor.replay import read_arrivals, read_events, replay, replay_arrivals
-from processor.sla.timeline import appended, timeline
+from processor.sla.timeline import timeline
 from tests.core.factories import MIN, T0, H, envelope, opened_data, rfc3339
 from tests.core.test_beyond_the_seed import EXTENDED, OFFICE
 
@@ -88,11 +88,3 @@ def test_events_of_other_tickets_and_of_unknown_ones_stay_out() -> None:
     found = answer(lines, EXTENDED, T0 + 2 * MIN)
     assert [e["id"] for e in found["events"]] == ["e3"]
     assert found["rejected"] == []
-
-
-def test_a_full_timeline_keeps_the_opening_and_the_newest_entries() -> None:
-    entries = [{"n": n} for n in range(5)]
-    kept, dropped = appended(entries, [{"n": 5}, {"n": 6}], limit=4)
-    assert kept == [{"n": 0}, {"n": 4}, {"n": 5}, {"n": 6}]
-    assert dropped == 3
-    assert appended([], [{"n": 0}], limit=4) == ([{"n": 0}], 0)

@@ -20,7 +20,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from processor import codec, holds, stream
+from processor import codec, holds, stream, timelines
 from processor.instants import epoch
 from processor.metrics import Metrics
 from processor.replay import read_events, replay
@@ -118,7 +118,6 @@ class Wired:
                                                                 topic_partitions=1))  # fmt: skip
     maintenances: dict[bytes, bytes] = field(default_factory=dict)
     watermarks: dict[bytes, bytes] = field(default_factory=dict)
-    timelines: dict[bytes, bytes] = field(default_factory=dict)
     dead_letters: dict[str, _Topic] = field(default_factory=dict)
     rekeyed: _Topic = field(default_factory=lambda: _Topic("rekeyed"))
     ticks: _Topic = field(default_factory=lambda: _Topic("ticks"))
@@ -415,8 +414,8 @@ async def test_the_stream_records_the_timeline_replay_gives() -> None:
     await sla._tick(0, tick(sla, OPENED + timedelta(seconds=11)))
     await sla._apply(parse_event(responded), Origin("in", 0, 1), responded, 0)
     as_of = OPENED + timedelta(seconds=12)
-    entries, dropped = sla.timelines.get("TL")
-    state = sla.states.load(engine.Domain.TICKET, "TL", None)
+    state, text = sla.states.load_value(engine.Domain.TICKET, "TL", None)
+    entries, dropped = timelines.entries(text)
     live = timeline("TL", entries, dropped, state, POLICY, as_of)
 
     lines = [opened, refused, opened, responded]

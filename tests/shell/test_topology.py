@@ -93,12 +93,7 @@ def test_the_copartitioned_topics_are_the_agents_sources_and_the_changelogs() ->
     topology = build(settings)
     changelogs = [
         table.changelog_topic.get_topic_name()
-        for table in (
-            topology.tickets,
-            topology.maintenances,
-            topology.watermarks,
-            topology.timelines,
-        )
+        for table in (topology.tickets, topology.maintenances, topology.watermarks)
     ]
     assert copartitioned(settings) == [*topology.source.topics, *changelogs]
 

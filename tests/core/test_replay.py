@@ -498,3 +498,56 @@ def test_any_interleaving_of_subjects_gives_the_same_outputs(
     times = [parse_time(e["time"]) for e in interleaved.events]
     assert times == sorted(times)
     assert len(interleaved.err.splitlines()) == len(grouped.err.splitlines())
+
+
+# -- arrival order and timelines (decisions 37 and 40) ------------------------------------------
+
+EXTENDED_POLICY = Path(__file__).parents[2] / "examples" / "policies" / "extended.toml"
+
+
+def test_arrival_order_replays_a_late_response_and_its_retraction(events: Events) -> None:
+    late = envelope("ticket.responded", "T-1", T0 + 14 * MIN, event_id="T-1/late")
+    events.open("T-1", T0, "urgent", "premium")
+    events.raw(json.dumps({"arrived_at": rfc3339(T0 + 20 * MIN), "event": late}).encode())
+    run = cli("replay", "--arrival", "--policy", EXTENDED_POLICY, events.write())
+    assert run.code == 0, run.err
+    found = [(e["type"], e["time"], e["data"]["emitted_at"]) for e in run.events]
+    assert ("sla.breach", at(0.25), at(0.25)) in found
+    retraction = next(e for e in run.events if e["type"] == "sla.retraction")
+    assert retraction["data"]["retracted_id"] == breach_id("T-1")
+    assert retraction["data"]["emitted_at"] == rfc3339(T0 + 20 * MIN)  # when the event arrived
+    emitted = [e["data"]["emitted_at"] for e in run.events]
+    assert emitted == sorted(emitted)  # in emission order
+    # In time order (no arrival times) nothing is late: no breach, nothing retracted.
+    timely = cli("replay", "--policy", EXTENDED_POLICY, events.write(
+        [events.lines[0], json.dumps(late).encode()]))  # fmt: skip
+    assert {e["type"] for e in timely.events}.isdisjoint({"sla.breach", "sla.retraction"})
+
+
+def test_arrival_lines_that_are_not_events_are_reported_and_skipped(events: Events) -> None:
+    events.open("T-1", T0, "urgent", "premium")
+    events.raw(b'{"arrived_at": "yesterday", "event": {}}')
+    events.raw(b"[1, 2]")
+    run = cli("replay", "--arrival", events.write())
+    assert run.code == 0
+    assert "line 2: invalid_envelope" in run.err
+    assert "line 3: not_an_object" in run.err
+    assert [e["type"] for e in run.events] == ["sla.escalation"]
+
+
+def test_the_timeline_of_a_ticket_and_of_one_not_in_the_input(events: Events) -> None:
+    path = two_tickets(events)
+    run = cli("replay", "--timeline", "T-2", path)
+    assert run.code == 0, run.err
+    answer = json.loads(run.out)
+    assert answer["ticket_id"] == "T-2"
+    assert [e["type"] for e in answer["events"]] == ["ticket.opened"]
+    assert [o["type"] for o in answer["outputs"]] == [
+        "sla.escalation",
+        "sla.escalation",
+        "sla.breach",
+    ]
+    assert answer["as_of"] == at(3)
+    missing = cli("replay", "--timeline", "T-9", path)
+    assert missing.code == 1
+    assert "no ticket 'T-9'" in missing.err

@@ -23,6 +23,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from processor.sla.policy import Policy
+
 # Timer lateness is emitted-minus-due: most firings land within tens of milliseconds.
 LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Acknowledgement latency: minutes, against windows of 15 min to hours.
@@ -184,6 +186,14 @@ class Metrics:
             "Time to rebuild a partition's deadline index from its tables.",
             registry=r,
         )
+
+    def expect(self, policy: Policy) -> None:
+        """Create the series the policy will count at zero, so that a rate over them (and the
+        alert on missed acknowledgements) has data from the start, not from the first miss."""
+        for severity, rule in policy.acknowledgement.items():
+            for step in policy.ladders.get(severity, ()):
+                if rule.steps is None or step.number in rule.steps:
+                    self.unacknowledged.labels(severity.value, str(step.number))
 
     def watch(self, gauges: Gauges) -> None:
         self.registry.register(_ScrapeTimeCollector(gauges))

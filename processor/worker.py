@@ -69,6 +69,7 @@ def assemble(
     topology = build(settings)
     app = topology.app
     metrics = Metrics(registry)
+    metrics.expect(policy)
     stream = SlaStream(topology, policy, metrics, clock)
     faust_fixes.apply(
         app,

@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make run    install, start a local Kafka broker unless SLA_KAFKA_BOOTSTRAP_SERVERS is set,
-#               create the topics, run the processor
+#               create the topics, run the processor (a worker, and the HTTP ingest beside it)
 #   make test   install, then the whole test suite (the broker tests start their own broker)
 # Others: make demo, make broker, make stop, make lint, make bench.
 
@@ -51,7 +51,10 @@ run: install
 	   $(KAFKA) start --version $(KAFKA_VERSION) --port $(KAFKA_PORT) && \
 	   export SLA_KAFKA_BOOTSTRAP_SERVERS=$(LOCAL_BROKER); \
 	 fi; \
-	 $(BIN)/sla-processor create-topics >/dev/null && exec $(BIN)/sla-processor worker
+	 $(BIN)/sla-processor create-topics >/dev/null || exit; \
+	 $(BIN)/sla-processor ingest & ingest=$$!; \
+	 trap 'kill $$ingest 2>/dev/null; wait $$ingest' EXIT; \
+	 $(BIN)/sla-processor worker
 
 demo: install
 	@if [ -z "$$SLA_KAFKA_BOOTSTRAP_SERVERS" ]; then \

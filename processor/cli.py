@@ -1,4 +1,4 @@
-"""The `sla-processor` command: worker, create-topics, replay and demo."""
+"""The `sla-processor` command: worker, ingest, create-topics, dlq, replay and demo."""
 
 from __future__ import annotations
 
@@ -83,7 +83,9 @@ def _parser() -> argparse.ArgumentParser:
         "policy, 3 a topic with another partition count, 4 Kafka unreachable or refusing"
     )
     for name, text in (("worker", "run the stream processor (Faust worker)"),
-                       ("create-topics", "create the contract's topics if missing")):  # fmt: skip
+                       ("create-topics", "create the contract's topics if missing"),
+                       ("ingest", "accept CloudEvents and help-desk webhooks over HTTP and "
+                                  "publish them to the input topics (docs/ingest.md)")):  # fmt: skip
         commands.add_parser(name, help=text, description=text, epilog=settings,
                             formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     dlq = commands.add_parser(
@@ -192,6 +194,7 @@ def _kafka_command(command: str, args: argparse.Namespace) -> int:
     """`worker`, `create-topics` or `dlq`, configured by the `SLA_*` environment variables."""
     from aiokafka.errors import KafkaError
 
+    from processor.ingest import IngestConfigError
     from processor.settings import ConfigError, from_environment
     from processor.topics import PartitionMismatch, TopicsError
 
@@ -209,10 +212,17 @@ def _kafka_command(command: str, args: argparse.Namespace) -> int:
             names = asyncio.run(create_topics(settings))
             sys.stdout.write("".join(f"{name}\n" for name in names))
             return 0
+        if command == "ingest":
+            from processor.ingest import server
+
+            return server.run(settings)
         from processor import worker
 
         return worker.run(settings)
     except ConfigError as exc:
+        sys.stderr.write(f"sla-processor: {exc}\n")
+        return EXIT_USAGE
+    except IngestConfigError as exc:
         sys.stderr.write(f"sla-processor: {exc}\n")
         return EXIT_USAGE
     except PartitionMismatch as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from enum import StrEnum
@@ -81,6 +82,22 @@ class Settings(BaseSettings):
     web_advertised_host: str | None = Field(default=None, min_length=1, max_length=253)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # The HTTP ingest (`sla-processor ingest`, docs/ingest.md): CloudEvents over HTTP and the
+    # help desks' webhooks, published to the input topics. Off the loopback interface it needs
+    # bearer tokens (a file of them, one a line) or client certificates (mTLS).
+    ingest_host: str = "127.0.0.1"
+    ingest_port: int = Field(default=8070, ge=1, le=65535)
+    ingest_token_file: Path | None = None
+    ingest_tls_certfile: Path | None = None
+    ingest_tls_keyfile: Path | None = None
+    ingest_tls_client_cafile: Path | None = None
+    # Mapping files (<source>.toml) that replace or add to the built-in zendesk, jira, servicenow.
+    ingest_mappings_dir: Path | None = None
+    ingest_max_request_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    ingest_max_batch_events: int = Field(default=500, ge=1, le=10_000)
+    # How long a request waits for Kafka's acknowledgement before it is answered 503.
+    ingest_send_timeout_seconds: float = Field(default=10.0, gt=0.0, le=120.0)
+
     @field_validator("kafka_bootstrap_servers")
     @classmethod
     def _servers_are_host_port(cls, value: str) -> str:
@@ -120,7 +137,10 @@ class Settings(BaseSettings):
     def _level_in_any_case(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
+    @field_validator(
+        "kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile", "ingest_token_file",
+        "ingest_tls_certfile", "ingest_tls_keyfile", "ingest_tls_client_cafile",
+    )  # fmt: skip
     @classmethod
     def _file_is_readable(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
@@ -137,6 +157,34 @@ class Settings(BaseSettings):
                 "and SLA_KAFKA_SASL_PASSWORD"
             )
         return self
+
+    @field_validator("ingest_mappings_dir")
+    @classmethod
+    def _is_directory(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"no such directory: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _ingest_is_guarded(self) -> Settings:
+        if (self.ingest_tls_certfile is None) != (self.ingest_tls_keyfile is None):
+            raise ValueError("SLA_INGEST_TLS_CERTFILE and SLA_INGEST_TLS_KEYFILE go together")
+        if self.ingest_tls_client_cafile is not None and self.ingest_tls_certfile is None:
+            raise ValueError("SLA_INGEST_TLS_CLIENT_CAFILE (mTLS) needs SLA_INGEST_TLS_CERTFILE")
+        guarded = self.ingest_token_file is not None or self.ingest_tls_client_cafile is not None
+        if not guarded and not _loopback(self.ingest_host):
+            raise ValueError(
+                f"SLA_INGEST_HOST {self.ingest_host} is reachable from the network: set "
+                "SLA_INGEST_TOKEN_FILE (bearer tokens) or SLA_INGEST_TLS_CLIENT_CAFILE (mTLS)"
+            )
+        return self
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 # The test suite's own variables share the prefix (docs/kafka.md); they configure no worker.

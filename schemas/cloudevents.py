@@ -239,7 +239,7 @@ def parse_event(raw: bytes, max_bytes: int = MAX_EVENT_BYTES) -> InputEvent:
         event = _INPUT.validate_json(raw)
     except _ValidationError as exc:
         raise _classify(exc) from None
-    _check_i_json(raw)
+    check_i_json(raw)
     return event
 
 
@@ -290,6 +290,13 @@ def parse_record(
 def _binary(
     value: bytes | None, attributes: dict[str, str], content_type: str | None, max_bytes: int
 ) -> InputEvent:
+    body = structured(value, attributes, content_type)
+    return parse_event(body, max(max_bytes, len(body)))
+
+
+def structured(value: bytes | None, attributes: dict[str, str], content_type: str | None) -> bytes:
+    """A binary-mode event (attributes apart, `value` its data) as structured-mode JSON bytes, to
+    be parsed by `parse_event`; InvalidEvent when the data is not JSON."""
     media = _media_type(content_type) if content_type is not None else "application/json"
     if not (media == "application/json" or media.endswith("+json")):
         raise InvalidEvent(
@@ -302,8 +309,7 @@ def _binary(
         except orjson.JSONDecodeError as exc:
             raise InvalidEvent("malformed_json", f"data is not valid JSON: {exc.msg}") from None
     envelope = orjson.dumps(attributes)
-    body = envelope[:-1] + b',"data":' + value + b"}" if value else envelope
-    return parse_event(body, max(max_bytes, len(body)))
+    return envelope[:-1] + b',"data":' + value + b"}" if value else envelope
 
 
 def _header_text(name: str, raw: bytes | None) -> str:
@@ -347,7 +353,8 @@ def _no_constant(name: str) -> Any:
 _STRICT: Final = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_no_constant)
 
 
-def _check_i_json(raw: bytes) -> None:
+def check_i_json(raw: bytes) -> None:
+    """InvalidEvent unless `raw` is I-JSON (RFC 7493)."""
     try:
         _STRICT.decode(raw.decode())
     except _NotIJson as exc:

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     ingest_host: str = "127.0.0.1"
     ingest_port: int = Field(default=8070, ge=1, le=65535)
     ingest_token_file: Path | None = None
+    # Webhook signing secrets, "<source> <secret>" a line: a webhook of that source is taken when
+    # signed with it (Jira's and Zendesk's schemes), bearer token or not.
+    ingest_webhook_secrets_file: Path | None = None
     ingest_tls_certfile: Path | None = None
     ingest_tls_keyfile: Path | None = None
     ingest_tls_client_cafile: Path | None = None
@@ -139,6 +142,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile", "ingest_token_file",
+        "ingest_webhook_secrets_file",
         "ingest_tls_certfile", "ingest_tls_keyfile", "ingest_tls_client_cafile",
     )  # fmt: skip
     @classmethod

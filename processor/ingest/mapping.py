@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -120,6 +120,10 @@ class Mapping(BaseModel):
     model_config = _STRICT
 
     source: Annotated[str, Field(min_length=1, max_length=512)]
+    # How the help desk signs a webhook with a shared secret (SLA_INGEST_WEBHOOK_SECRETS_FILE):
+    # "hub-sha256" (X-Hub-Signature: sha256=<hex HMAC of the body>, Jira's) or "zendesk"
+    # (X-Zendesk-Webhook-Signature: base64 HMAC of the signature timestamp and the body).
+    signature: Literal["hub-sha256", "zendesk"] | None = None
     subject: Spec
     time: Spec
     event: tuple[Rule, ...]

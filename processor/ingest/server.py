@@ -15,6 +15,8 @@ a retry a repeat that the workers ignore.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import hmac
 import logging
 import logging.config
@@ -46,6 +48,8 @@ RETRY_AFTER_SECONDS: Final = 5
 # Request latency: a local broker acknowledges in milliseconds, a remote one in tens.
 LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 _JSON: Final = "application/json"
+# A webhook let through on its signature header, to be checked against the body once read.
+_SIGNED_BY: Final = web.RequestKey("signed_by", str)
 
 
 class Unavailable(Exception):
@@ -176,6 +180,7 @@ class Ingest:
         self.publisher = publisher or Publisher(settings)
         self.metrics = Metrics.create(["cloudevents", *self.mappings])
         self.tokens = _tokens(settings)
+        self.secrets = _secrets(settings, self.mappings)
         self.topics = {True: settings.topic_tickets, False: settings.topic_maintenance}
 
     def app(self) -> web.Application:
@@ -197,17 +202,48 @@ class Ingest:
     async def _guard(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if request.method in ("POST", "OPTIONS") and self.tokens and not self._authorised(request):
-            route = _route(request, self.mappings)
-            self.metrics.requests.labels(route, "401").inc()
-            self.metrics.refused.labels(route, "unauthorised").inc()
-            return _answer(401, {"error": "unauthorised", "message": "a valid bearer token is "
-                           "required"}, **{"WWW-Authenticate": 'Bearer realm="sla-ingest"'})  # fmt: skip
+        if request.method not in ("POST", "OPTIONS") or self._authorised(request):
+            return await handler(request)
+        source = request.match_info.get("source", "")
+        if request.method == "POST" and source in self.secrets:
+            request[_SIGNED_BY] = source  # verified once the body is read
+            return await handler(request)
+        if self.tokens:
+            return self._unauthorised(
+                _route(request, self.mappings), "a valid bearer token is required"
+            )
         return await handler(request)
 
+    def _unauthorised(self, route: str, message: str) -> web.Response:
+        self.metrics.requests.labels(route, "401").inc()
+        self.metrics.refused.labels(route, "unauthorised").inc()
+        log.info("refused", extra={"event": "refused", "route": route, "reason": "unauthorised",
+                                   "status": 401})  # fmt: skip
+        return _answer(401, {"error": "unauthorised", "message": message},
+                       **{"WWW-Authenticate": 'Bearer realm="sla-ingest"'})  # fmt: skip
+
+    def _signed(self, request: web.Request, source: str, body: bytes) -> bool:
+        """The webhook carries its source's signature of `body` (HMAC-SHA256, the secret's)."""
+        secret, scheme = self.secrets[source], self.mappings[source].signature
+        headers = request.headers
+        if scheme == "hub-sha256":
+            given = headers.get("X-Hub-Signature-256") or headers.get("X-Hub-Signature") or ""
+            method, _, digest = given.partition("=")
+            expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
+            return method.lower() == "sha256" and hmac.compare_digest(digest.lower(), expected)
+        if scheme == "zendesk":
+            stamp = headers.get("X-Zendesk-Webhook-Signature-Timestamp", "").encode()
+            mac = hmac.new(secret, stamp + body, hashlib.sha256).digest()
+            given = headers.get("X-Zendesk-Webhook-Signature", "")
+            return bool(stamp) and hmac.compare_digest(given, base64.b64encode(mac).decode())
+        return False
+
     def _authorised(self, request: web.Request) -> bool:
+        """A valid bearer token, or none needed (no tokens, no secret for the source)."""
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        if not self.tokens and request.match_info.get("source", "") not in self.secrets:
+            return True
+        if scheme.lower() != "bearer" or not token or not self.tokens:
             return False
         given = token.strip().encode()
         # Every token compared, each in constant time: no timing tells which one nearly matched.
@@ -275,6 +311,9 @@ class Ingest:
     ) -> web.Response:
         try:
             body = await request.read()
+            signer = request.get(_SIGNED_BY)
+            if signer is not None and not self._signed(request, signer, body):
+                return self._unauthorised(route, "a valid signature or bearer token is required")
             events = await accepted(body)
         except web.HTTPRequestEntityTooLarge:
             limit = self.settings.ingest_max_request_bytes
@@ -344,6 +383,25 @@ def _tokens(settings: Settings) -> list[bytes]:
         raise IngestConfigError(f"{settings.ingest_token_file}: tokens of 16 characters at least, one "
                          "a line (SLA_INGEST_TOKEN_FILE)")  # fmt: skip
     return tokens
+
+
+def _secrets(settings: Settings, mappings: dict[str, mapping.Mapping]) -> dict[str, bytes]:
+    file = settings.ingest_webhook_secrets_file
+    if file is None:
+        return {}
+    secrets = {}
+    for number, line in enumerate(file.read_text().splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        source, _, secret = line.strip().partition(" ")
+        where = f"{file}: line {number}"
+        if source not in mappings or mappings[source].signature is None:
+            raise IngestConfigError(f"{where}: no mapping of a signing source {source!r} "
+                                    "(a mapping with `signature`)")  # fmt: skip
+        if len(secret.strip()) < 16:
+            raise IngestConfigError(f"{where}: a secret of 16 characters at least")
+        secrets[source] = secret.strip().encode()
+    return secrets
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:

@@ -3,7 +3,10 @@ test_ingest.py runs it against the real broker): what is published, and what is 
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hashlib
+import hmac
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
@@ -212,3 +215,87 @@ async def test_a_webhook_is_mapped_published_ignored_or_refused(
     assert (
         'sla_ingest_refused_requests_total{reason="unmapped_value",route="zendesk"} 1.0' in scrape
     )
+
+
+SECRET = "jira-webhook-secret-0123456789"
+
+
+def _hub(body: bytes, secret: str = SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _zendesk(body: bytes, stamp: str, secret: str) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), stamp.encode() + body,
+                                     hashlib.sha256).digest()).decode()  # fmt: skip
+
+
+async def test_signed_webhooks_are_taken_without_a_token(tmp_path: Path) -> None:
+    """Jira's WebHooks cannot send a bearer token; they sign with a shared secret (and Zendesk's
+    can): a valid signature stands for the token, a missing or wrong one is refused."""
+    from .flows import FLOWS
+
+    tokens, secrets = tmp_path / "tokens", tmp_path / "secrets"
+    tokens.write_text(TOKEN)
+    secrets.write_text(f"# source secret\njira {SECRET}\nzendesk zendesk-secret-0123456789\n")
+    settings = _settings(tmp_path, ingest_token_file=tokens, ingest_webhook_secrets_file=secrets)
+    async with _client(settings) as client:
+        body = orjson.dumps(FLOWS["jira"]()[0])
+        for headers, status in (
+            ({}, 401),
+            ({"X-Hub-Signature": _hub(body, "another-secret-0123456789")}, 401),
+            ({"X-Hub-Signature": _hub(body + b" ")}, 401),
+            ({"X-Hub-Signature": "sha1=" + _hub(body)[7:]}, 401),
+            ({"X-Hub-Signature": _hub(body)}, 202),
+            ({"X-Hub-Signature-256": _hub(body).upper().replace("SHA256", "sha256")}, 202),
+            ({"Authorization": f"Bearer {TOKEN}"}, 202),  # a token still does
+        ):
+            response = await client.post("/webhooks/jira", data=body, headers=headers)
+            assert response.status == status, headers
+        body = orjson.dumps(FLOWS["zendesk"]()[0])
+        stamp = "2025-01-08T10:12:08Z"
+        good = {"X-Zendesk-Webhook-Signature-Timestamp": stamp,
+                "X-Zendesk-Webhook-Signature": _zendesk(body, stamp, "zendesk-secret-0123456789")}  # fmt: skip
+        assert (await client.post("/webhooks/zendesk", data=body, headers=good)).status == 202
+        forged = {**good, "X-Zendesk-Webhook-Signature-Timestamp": "2025-01-08T10:12:09Z"}
+        assert (await client.post("/webhooks/zendesk", data=body, headers=forged)).status == 401
+        # A signature is no key to the other routes: /events and servicenow need the token.
+        response = await client.post("/webhooks/servicenow", data=b"{}",
+                                     headers={"X-Hub-Signature": _hub(b"{}")})  # fmt: skip
+        assert response.status == 401
+        assert len(_sent(client)) == 4
+
+
+async def test_a_secret_alone_guards_its_source(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.write_text(f"jira {SECRET}\n")
+    async with _client(_settings(tmp_path, ingest_webhook_secrets_file=secrets)) as client:
+        body = orjson.dumps(_jira_opened())
+        assert (await client.post("/webhooks/jira", data=body)).status == 401
+        assert (await client.post("/webhooks/jira", data=body,
+                                  headers={"X-Hub-Signature": _hub(body)})).status == 202  # fmt: skip
+        response = await client.post("/events", data=orjson.dumps(OPENED),
+                                     headers={"Content-Type": STRUCTURED})  # fmt: skip
+        assert response.status == 202  # loopback, no tokens: /events is open
+
+
+def _jira_opened() -> dict[str, Any]:
+    from .flows import FLOWS
+
+    return FLOWS["jira"]()[0]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("servicenow a-secret-of-enough-length", "no mapping of a signing source 'servicenow'"),
+        ("jira short", "16 characters"),
+        ("freshdesk a-secret-of-enough-length", "no mapping of a signing source"),
+    ],
+)
+def test_a_secrets_file_is_checked(tmp_path: Path, line: str, message: str) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.write_text(f"{line}\n")
+    with pytest.raises(IngestConfigError, match=message) as refused:
+        Ingest(_settings(tmp_path, ingest_webhook_secrets_file=secrets))
+    assert "enough-length" not in str(refused.value)  # never the secret
+    assert "line 1" in str(refused.value)

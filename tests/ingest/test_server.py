@@ -299,3 +299,21 @@ def test_a_secrets_file_is_checked(tmp_path: Path, line: str, message: str) -> N
         Ingest(_settings(tmp_path, ingest_webhook_secrets_file=secrets))
     assert "enough-length" not in str(refused.value)  # never the secret
     assert "line 1" in str(refused.value)
+
+
+async def test_a_2_mb_record_compressed_to_kilobytes_is_413_at_the_default_limit(
+    tmp_path: Path,
+) -> None:
+    body = orjson.dumps({**OPENED, "data": {**OPENED["data"], "problem_type": "y" * 2_000_000}})
+    packed = gzip.compress(body)
+    assert len(packed) < 10_000
+    async with _client(_settings(tmp_path)) as client:
+        response = await client.post("/events", data=packed, headers={
+            "Content-Type": STRUCTURED, "Content-Encoding": "gzip"})  # fmt: skip
+        assert response.status == 413
+        assert "1048576 bytes" in (await response.json())["message"]
+        batch = orjson.dumps([OPENED] * 501)
+        response = await client.post("/events", data=batch, headers={
+            "Content-Type": "application/cloudevents-batch+json"})  # fmt: skip
+        assert (response.status, (await response.json())["error"]) == (413, "too_many_events")
+        assert _sent(client) == []

@@ -281,6 +281,11 @@ class Ingest:
                 found = mapping.events(chosen, payload)
             except mapping.Unmapped as exc:
                 raise Refused(422, exc.reason, f"{source}: {exc}") from None
+            limit = self.settings.ingest_max_batch_events
+            if len(found) > limit:  # a list under `each` is the payload's to make long
+                raise Refused(413, "too_many_events", f"{source}: the webhook maps to "
+                              f"{len(found)} events, the limit is {limit} "
+                              "(SLA_INGEST_MAX_BATCH_EVENTS)")  # fmt: skip
             events = []
             for raw in found:
                 try:

@@ -317,3 +317,17 @@ async def test_a_2_mb_record_compressed_to_kilobytes_is_413_at_the_default_limit
             "Content-Type": "application/cloudevents-batch+json"})  # fmt: skip
         assert (response.status, (await response.json())["error"]) == (413, "too_many_events")
         assert _sent(client) == []
+
+
+async def test_a_webhook_that_maps_to_too_many_events_is_413(tmp_path: Path) -> None:
+    from .flows import FLOWS
+
+    update = FLOWS["jira"]()[2]  # a priority change: one changelog item, one event
+    update["changelog"]["items"] *= 11
+    async with _client(_settings(tmp_path, ingest_max_batch_events=10)) as client:
+        response = await client.post("/webhooks/jira", data=orjson.dumps(update))
+        assert (response.status, (await response.json())["error"]) == (413, "too_many_events")
+        update["changelog"]["items"] = update["changelog"]["items"][:10]
+        response = await client.post("/webhooks/jira", data=orjson.dumps(update))
+        assert response.status == 202
+        assert len(_sent(client)) == 10

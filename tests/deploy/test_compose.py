@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from processor.ingest.server import Ingest
 from processor.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,10 +32,13 @@ DOCKERIGNORE = REPO / ".dockerignore"
 PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
 GRAFANA_DATASOURCES = REPO / "deploy" / "grafana" / "provisioning" / "datasources"
 
+INGEST_TOKENS = REPO / "deploy" / "compose" / "ingest-tokens"
+
 PROCESSOR = "sla-processor"
+INGEST = "sla-ingest"
 TOPICS_JOB = "topics"
-SLA_SERVICES = (TOPICS_JOB, PROCESSOR)
-EXPECTED_SERVICES = {"kafka", TOPICS_JOB, PROCESSOR, "prometheus", "grafana"}
+SLA_SERVICES = (TOPICS_JOB, PROCESSOR, INGEST)
+EXPECTED_SERVICES = {"kafka", TOPICS_JOB, PROCESSOR, INGEST, "prometheus", "grafana"}
 LOOPBACK = "127.0.0.1"
 
 
@@ -125,6 +129,17 @@ def _mounts(service: dict[str, Any]) -> list[Mount]:
     return mounts
 
 
+def _read_only_binds(service: dict[str, Any]) -> bool:
+    """Every volume of `service` is a read-only bind mount (short or long syntax)."""
+    for spec in service.get("volumes") or []:
+        if isinstance(spec, dict):
+            if spec.get("type") != "bind" or not spec.get("read_only"):
+                return False
+        elif not str(spec).startswith((".", "/", "~")) or "ro" not in str(spec).split(":")[2:]:
+            return False
+    return True
+
+
 def _host_path_for(service: dict[str, Any], container_path: str) -> Path | None:
     """The repository path a bind mount exposes at `container_path`, if any."""
     wanted = PurePosixPath(posixpath.normpath(container_path))
@@ -191,6 +206,28 @@ def _container_env(services: dict[str, dict[str, Any]], name: str) -> dict[str, 
     return {**_dockerfile_env(), **compose_env}
 
 
+def _settings_env(services: dict[str, dict[str, Any]], name: str) -> dict[str, str]:
+    """`_container_env`, with each path a bind mount exposes in the container replaced by the
+    repository file behind it: Settings checks that files such as SLA_INGEST_TOKEN_FILE exist,
+    and here they exist in the repository, not at their path in the container."""
+    env = _container_env(services, name)
+    for key, value in env.items():
+        if value.startswith("/"):
+            host_path = _host_path_for(services[name], value)
+            if host_path is not None:
+                env[key] = str(host_path)
+    return env
+
+
+def _exposed_ports() -> set[int]:
+    return {
+        int(port.split("/")[0])
+        for keyword, args in _dockerfile_stages()[-1]
+        if keyword == "EXPOSE"
+        for port in args.split()
+    }
+
+
 def _parse_listeners(value: str) -> dict[str, tuple[str, int]]:
     listeners = {}
     for item in value.split(","):
@@ -240,7 +277,7 @@ def test_environment_values_are_not_yaml_booleans(services: dict[str, dict[str, 
 
 def test_build_contexts_and_dockerfiles_exist(services: dict[str, dict[str, Any]]) -> None:
     builds = {name: svc["build"] for name, svc in services.items() if "build" in svc}
-    assert set(builds) >= {PROCESSOR, TOPICS_JOB}
+    assert set(builds) >= {PROCESSOR, TOPICS_JOB, INGEST}
     for name, build in builds.items():
         if isinstance(build, str):
             build = {"context": build}
@@ -294,12 +331,12 @@ def test_published_ports_are_loopback_only(services: dict[str, dict[str, Any]]) 
             )
 
 
-def test_only_the_processor_kafka_and_ui_publish_ports(
+def test_only_the_processor_ingest_kafka_and_ui_publish_ports(
     services: dict[str, dict[str, Any]],
 ) -> None:
     assert not _ports(services[TOPICS_JOB]), "the one-shot topics job serves nothing"
     published = {name for name, svc in services.items() if _ports(svc)}
-    assert published == {"kafka", PROCESSOR, "prometheus", "grafana"}
+    assert published == {"kafka", PROCESSOR, INGEST, "prometheus", "grafana"}
 
 
 # --------------------------------------------------------------- processor settings
@@ -323,7 +360,7 @@ def test_settings_construct_from_the_container_environment(
     for key in list(os.environ):
         if key.startswith("SLA_"):
             monkeypatch.delenv(key)
-    env = _container_env(services, name)
+    env = _settings_env(services, name)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
 
@@ -334,17 +371,36 @@ def test_settings_construct_from_the_container_environment(
     assert settings.kafka_bootstrap_servers == env["SLA_KAFKA_BOOTSTRAP_SERVERS"]
     assert str(settings.data_dir) == env["SLA_DATA_DIR"]
     assert settings.data_dir.is_absolute()
+    if name == INGEST:
+        # Off the loopback interface the ingest needs tokens: Settings() above checked that
+        # SLA_INGEST_TOKEN_FILE is set and mounted; Ingest reads the tokens as it would start.
+        assert settings.ingest_host == "0.0.0.0", "in a container the ingest must bind 0.0.0.0"
+        assert settings.ingest_port == int(env["SLA_INGEST_PORT"])
+        assert settings.ingest_token_file == INGEST_TOKENS
+        assert Ingest(settings).tokens
+    else:
+        assert not any(k.startswith("SLA_INGEST_") for k in env), f"{name} runs no ingest"
 
 
-def test_topics_job_and_worker_share_one_configuration(
+def test_topics_job_worker_and_ingest_share_one_configuration(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    topics, worker = services[TOPICS_JOB], services[PROCESSOR]
+    topics, worker, ingest = services[TOPICS_JOB], services[PROCESSOR], services[INGEST]
     assert _environment(topics) == _environment(worker)
-    assert topics["image"] == worker["image"]
+    # The ingest adds its own settings and changes none of the others (topic names, Kafka).
+    ingest_env = _environment(ingest)
+    assert {k: v for k, v in ingest_env.items() if k in _environment(worker)} == _environment(
+        worker
+    )
+    extra = sorted(set(ingest_env) - set(_environment(worker)))
+    assert extra
+    assert all(k.startswith("SLA_INGEST_") for k in extra), extra
+    assert topics["image"] == worker["image"] == ingest["image"]
     assert topics.get("command") == ["create-topics"]
     assert worker.get("command") in (None, ["worker"])
+    assert ingest.get("command") == ["ingest"]
     assert topics.get("restart", "no") == "no", "a one-shot job must not be restarted"
+    assert worker.get("restart") == ingest.get("restart") == "unless-stopped"
 
 
 def test_startup_order_waits_for_healthy_kafka_and_created_topics(
@@ -352,12 +408,14 @@ def test_startup_order_waits_for_healthy_kafka_and_created_topics(
 ) -> None:
     assert services["kafka"].get("healthcheck", {}).get("test"), "kafka needs a healthcheck"
     assert _depends_on(services[TOPICS_JOB]) == {"kafka": "service_healthy"}
-    assert _depends_on(services[PROCESSOR]) == {
-        "kafka": "service_healthy",
-        TOPICS_JOB: "service_completed_successfully",
-    }
+    for name in (PROCESSOR, INGEST):
+        assert _depends_on(services[name]) == {
+            "kafka": "service_healthy",
+            TOPICS_JOB: "service_completed_successfully",
+        }, name
     # Prometheus must keep running when the processor is down, or SLAProcessorDown can't fire.
     assert PROCESSOR not in _depends_on(services["prometheus"])
+    assert INGEST not in _depends_on(services["prometheus"])
 
 
 def test_processor_port_matches_publish_expose_and_scrape(
@@ -367,16 +425,55 @@ def test_processor_port_matches_publish_expose_and_scrape(
 
     targets = {port.target for port in _ports(services[PROCESSOR])}
     assert targets == {web_port}, "the processor must publish exactly SLA_WEB_PORT"
-
-    exposed = {
-        int(port.split("/")[0])
-        for keyword, args in _dockerfile_stages()[-1]
-        if keyword == "EXPOSE"
-        for port in args.split()
-    }
-    assert web_port in exposed, "deploy/Dockerfile must EXPOSE SLA_WEB_PORT"
-
+    assert web_port in _exposed_ports(), "deploy/Dockerfile must EXPOSE SLA_WEB_PORT"
     assert _scrape_targets(prometheus_config, PROCESSOR) == [f"{PROCESSOR}:{web_port}"]
+
+
+def test_ingest_port_matches_publish_expose_and_scrape(
+    services: dict[str, dict[str, Any]], prometheus_config: dict[str, Any]
+) -> None:
+    env = _container_env(services, INGEST)
+    ingest_port = int(env["SLA_INGEST_PORT"])
+    assert ingest_port != int(env["SLA_WEB_PORT"])
+
+    ports = _ports(services[INGEST])
+    assert {port.target for port in ports} == {ingest_port}, (
+        "the ingest must publish exactly SLA_INGEST_PORT (its SLA_WEB_PORT serves nothing)"
+    )
+    assert [port.published for port in ports] == [ingest_port]
+    assert ingest_port in _exposed_ports(), "deploy/Dockerfile must EXPOSE SLA_INGEST_PORT"
+    assert _scrape_targets(prometheus_config, INGEST) == [f"{INGEST}:{ingest_port}"]
+
+
+@pytest.mark.parametrize(
+    ("name", "port_variable"), [(PROCESSOR, "SLA_WEB_PORT"), (INGEST, "SLA_INGEST_PORT")]
+)
+def test_healthcheck_probes_readyz_on_the_served_port(
+    services: dict[str, dict[str, Any]], name: str, port_variable: str
+) -> None:
+    test = services[name]["healthcheck"]["test"]
+    assert isinstance(test, list)
+    assert test[0] == "CMD", "exec form: the image has no curl"
+    command = " ".join(test[1:])
+    assert "/readyz" in command
+    assert f"os.environ['{port_variable}']" in command
+    assert port_variable in _container_env(services, name)
+
+
+def test_ingest_is_stateless_and_its_tokens_are_a_read_only_local_placeholder(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    ingest = services[INGEST]
+    assert _read_only_binds(ingest), "the ingest holds no state: read-only bind mounts only"
+    token_file = _container_env(services, INGEST)["SLA_INGEST_TOKEN_FILE"]
+    assert _host_path_for(ingest, token_file) == INGEST_TOKENS
+    lines = INGEST_TOKENS.read_text(encoding="utf-8").splitlines()
+    comments = " ".join(line for line in lines if line.startswith("#")).lower()
+    assert "local" in comments, "say the token is for the local stack only"
+    assert "replace" in comments, "say the token must be replaced anywhere else"
+    tokens = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    assert tokens
+    assert all(len(token) >= 32 for token in tokens)
 
 
 def test_processor_data_dir_is_a_named_volume(services: dict[str, dict[str, Any]]) -> None:

@@ -13,7 +13,7 @@ KAFKA_PORT ?= 9092
 KAFKA := deploy/kafka/kafka.sh
 LOCAL_BROKER := 127.0.0.1:$(KAFKA_PORT)
 
-.PHONY: install tools broker stop run demo test lint bench bench-e2e bench-timers bench-catchup bench-quick bench-tools
+.PHONY: install tools broker stop run demo test lint bench bench-e2e bench-timers bench-catchup bench-ingest bench-quick bench-tools bench-wrk
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -93,9 +93,22 @@ bench-timers: bench-tools
 bench-catchup: bench-tools
 	$(BIN)/python -m bench.catchup
 
-# Every benchmark at small sizes, one run each (about 15 minutes): a check that they run, not
+# wrk (Debian's package), the load generator of bench-ingest.
+bench-wrk:
+	@if ! command -v wrk >/dev/null; then \
+	   if [ "$$(id -u)" = 0 ]; then \
+	     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; \
+	   else echo "please install: wrk (sudo apt-get install wrk)"; exit 1; fi; \
+	 fi
+
+# The HTTP ingest under wrk: requests/s, events/s and latency (Kafka's acknowledgement included)
+# for structured, batched and webhook posts at 1, 8 and 32 connections.
+bench-ingest: bench-tools bench-wrk
+	$(BIN)/python -m bench.ingest
+
+# Every benchmark at small sizes, one run each (about 17 minutes): a check that they run, not
 # figures. Results go to var/bench-quick/, leaving bench/results/ as measured.
-bench-quick: bench-tools
+bench-quick: bench-tools bench-wrk
 	mkdir -p var/bench-quick
 	$(BIN)/python -m bench.engine --tickets 10000 --repeat 1 --out var/bench-quick/engine.json
 	$(BIN)/python -m bench.deadline_index --pending 100000 --repeat 1 \
@@ -103,3 +116,4 @@ bench-quick: bench-tools
 	$(BIN)/python -m bench.run --quick --out var/bench-quick/
 	$(BIN)/python -m bench.timers --quick --out var/bench-quick/
 	$(BIN)/python -m bench.catchup --quick --out var/bench-quick/
+	$(BIN)/python -m bench.ingest --quick --out var/bench-quick/

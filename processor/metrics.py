@@ -7,7 +7,7 @@ Never a ticket, customer or maintenance id.
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
@@ -15,6 +15,7 @@ from prometheus_client import (
     GC_COLLECTOR,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     Info,
     PlatformCollector,
@@ -214,3 +215,43 @@ def build_info() -> dict[str, str]:
         "faust": of("faust-streaming"),
         "aiokafka": of("aiokafka"),
     }
+
+
+# Request latency: a local broker acknowledges in milliseconds, a remote one in tens.
+INGEST_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+@dataclass(frozen=True)
+class IngestMetrics:
+    """The HTTP ingest's metrics (a process of its own, its own registry and /metrics)."""
+
+    registry: CollectorRegistry
+    requests: Counter
+    events: Counter
+    refused: Counter
+    seconds: Histogram
+    ready: Gauge
+
+    @classmethod
+    def create(cls, routes: Iterable[str]) -> IngestMetrics:
+        registry = CollectorRegistry()
+        metrics = cls(
+            registry=registry,
+            requests=Counter("sla_ingest_requests", "HTTP requests by route and status code.",
+                             ["route", "code"], registry=registry),
+            events=Counter("sla_ingest_events", "Events published to Kafka, by route and type.",
+                           ["route", "type"], registry=registry),
+            refused=Counter("sla_ingest_refused_requests", "Requests refused, by route and "
+                            "reason (nothing of them published).", ["route", "reason"],
+                            registry=registry),
+            seconds=Histogram("sla_ingest_request_seconds", "Time from request to answer, "
+                              "Kafka's acknowledgement included.", ["route"],
+                              buckets=INGEST_LATENCY_BUCKETS, registry=registry),
+            ready=Gauge("sla_ingest_kafka_connected", "1 while the producer is connected.",
+                        registry=registry),
+        )  # fmt: skip
+        for route in routes:
+            metrics.seconds.labels(route)
+            for code in ("202", "400", "503"):
+                metrics.requests.labels(route, code)
+        return metrics

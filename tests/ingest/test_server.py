@@ -16,7 +16,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from processor.ingest import IngestConfigError
-from processor.ingest.server import Ingest, Publisher, Unavailable
+from processor.ingest.publisher import Publisher, Unavailable
+from processor.ingest.server import Ingest
 from processor.settings import Settings
 from schemas.cloudevents import STRUCTURED
 

@@ -20,8 +20,10 @@ from typing import Any
 import yaml
 
 from processor.spawn import free_port, stop_process
+from tests.ingest.flows import sample
 
 from .helpers import REPO_ROOT
+from .ingest_harness import Ingest
 from .worker_harness import EXTENDED_SECONDS_POLICY, Worker, at, consume, event, produce
 
 RULES = REPO_ROOT / "deploy" / "prometheus" / "rules" / "sla.rules.yml"
@@ -68,6 +70,8 @@ def test_rules_and_dashboard_queries_against_a_live_worker(
                     overrides={"SLA_POLICY_FILE": str(EXTENDED_SECONDS_POLICY)})  # fmt: skip
     worker.create_topics()
     worker.start()
+    ingest = Ingest(worker)  # its alerts read its own metrics, scraped as job sla-ingest
+    ingest.start()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     config = {
@@ -77,7 +81,11 @@ def test_rules_and_dashboard_queries_against_a_live_worker(
             {
                 "job_name": "sla-processor",
                 "static_configs": [{"targets": [f"127.0.0.1:{worker.env['SLA_WEB_PORT']}"]}],
-            }
+            },
+            {
+                "job_name": "sla-ingest",
+                "static_configs": [{"targets": [f"127.0.0.1:{ingest.port}"]}],
+            },
         ],
     }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -96,6 +104,8 @@ def test_rules_and_dashboard_queries_against_a_live_worker(
                    for n in range(4)]  # fmt: skip
         records.append((tickets, b"P-bad", b"{not json"))
         asyncio.run(produce(kafka_bootstrap, records))
+        assert ingest.post("zendesk", sample("zendesk/ticket_created.json"))[0] == 202
+        assert ingest.post("zendesk", {"not": "a Zendesk event"})[0] == 422
         # step 1 at once, the breach at 1.25 s (demo policy), for each ticket
         asyncio.run(consume(kafka_bootstrap, worker.outputs, seconds=30, expect=8))
         deadline = time.monotonic() + 60
@@ -116,6 +126,7 @@ def test_rules_and_dashboard_queries_against_a_live_worker(
     finally:
         stop_process(prometheus, timeout=30)
         log.close()
+        ingest.stop()
         worker.stop()
     assert dashboard, "no query in the dashboard"
     empty = [expr for expr, result in dashboard.items() if not result]
@@ -124,6 +135,6 @@ def test_rules_and_dashboard_queries_against_a_live_worker(
     assert {r["name"]: r["health"] for r in alerts} == dict.fromkeys(evaluated, "ok"), alerts
     assert [r for r in alerts if r.get("lastError")] == []
     missing = [m for m, result in present.items() if not result]
-    assert missing == [], f"metrics the alerts read that the worker does not expose: {missing}"
+    assert missing == [], f"metrics the alerts read that no process exposes: {missing}"
     # A worker that answers its scrapes: the down alert's expression is empty.
     assert evaluated["SLAProcessorDown"] == []

@@ -38,6 +38,9 @@ METRICS = {
     "sla_kafka_unreachable_seconds": "gauge",
     "sla_kafka_connection_errors_total": "counter",
     "sla_escalations_unacknowledged_total": "counter",
+    # The HTTP ingest's (its own process and scrape job).
+    "sla_ingest_requests_total": "counter",
+    "sla_ingest_refused_requests_total": "counter",
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
@@ -50,6 +53,8 @@ ALERTS = {
     "SLAConsumerLagHigh": "warning",
     "SLAKafkaUnreachable": "critical",
     "SLAEscalationUnacknowledged": "critical",
+    "SLAIngestKafkaUnavailable": "critical",
+    "SLAIngestRefusing": "warning",
 }
 ANNOTATIONS = {"summary", "description", "runbook_url"}
 OPERATIONS = REPO / "docs" / "operations.md"

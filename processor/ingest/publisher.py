@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterable
 from typing import Final
 
@@ -60,29 +59,20 @@ class Publisher:
 
     async def publish(self, records: Iterable[tuple[str, bytes, bytes]]) -> None:
         """Send every (topic, key, value) and wait until each is acknowledged, or Unavailable."""
-        deadline = time.monotonic() + self._timeout
         producer = await self.connect()
         try:
-            sent = []
-            for topic, key, value in records:
-                remaining = max(deadline - time.monotonic(), 0.001)
-                sent.append(await asyncio.wait_for(
-                    producer.send(topic, value, key=key, headers=HEADERS), remaining
-                ))  # fmt: skip
-            # Not wait_for: the records stay queued, and a later delivery is a harmless repeat.
-            done, pending = await asyncio.wait(sent, timeout=max(deadline - time.monotonic(), 0))
+            async with asyncio.timeout(self._timeout):
+                sent = [await producer.send(topic, value, key=key, headers=HEADERS)
+                        for topic, key, value in records]  # fmt: skip
+                for delivery in sent:
+                    # Shielded: at the timeout the records stay queued (a later delivery is a
+                    # harmless repeat of the sender's retry), and the producer's futures intact.
+                    await asyncio.shield(delivery)
         except TimeoutError:
-            raise Unavailable("Kafka did not take the records in time") from None
+            raise Unavailable("Kafka did not acknowledge in time") from None
         except KafkaError as exc:
             await self._reset(exc)
             raise Unavailable(f"Kafka refused: {type(exc).__name__}") from None
-        if pending:
-            raise Unavailable("Kafka did not acknowledge in time")
-        for future in done:
-            failed = future.exception()
-            if failed is not None:
-                await self._reset(failed)
-                raise Unavailable(f"Kafka refused: {type(failed).__name__}")
 
     async def _reset(self, exc: BaseException) -> None:
         """A producer whose error is not retriable is replaced (a fresh producer id)."""

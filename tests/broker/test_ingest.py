@@ -11,7 +11,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import pytest
 from processor.ingest import mapping
 from processor.spawn import free_port, tail
 from processor.topics import create_topics
-from tests.ingest.flows import FLOWS, sample
+from tests.ingest.flows import FLOWS, rescheduled, sample
 
 from .helpers import REPO_ROOT, free_port_pair, kafka_sh
 from .ingest_harness import Ingest, request
@@ -247,3 +247,46 @@ def test_a_webhook_out_of_order_is_published_and_dead_lettered_by_the_worker(
     records = asyncio.run(consume(worker.bootstrap, worker.outputs, seconds=60,
                                   expect=len(expected), settle=2.0))  # fmt: skip
     assert sorted(comparable(r.value)["id"] for r in records) == sorted(e["id"] for e in expected)
+
+
+def test_webhooks_posted_live_to_a_running_worker_equal_replay(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The flows as they happen: each webhook posted at its own time (the demo policy's clock,
+    an hour in five seconds), twice, to an ingest in front of a worker that fires the deadlines
+    meanwhile; the outputs are replay's of the mapped events."""
+    worker = Worker(kafka_bootstrap, tmp_path / "worker")  # the demo policy: SECONDS_POLICY
+    worker.create_topics()
+    ingest = Ingest(worker)
+    ingest.start()
+    worker.start()
+    start = datetime.fromtimestamp(
+        int(time.time()) + 2, UTC
+    )  # ServiceNow's times are whole seconds
+    posts = sorted(
+        (
+            (at, source, payload)
+            for source in FLOWS
+            for at, payload in rescheduled(source, start, 720)
+        ),
+        key=lambda post: post[0],
+    )
+    try:
+        for at, source, payload in posts:
+            time.sleep(max((at - datetime.now(UTC)).total_seconds(), 0))
+            for _ in range(2):
+                status, answer = ingest.post(source, payload)
+                assert status in (200, 202), (source, status, answer)
+            late = (datetime.now(UTC) - at).total_seconds()
+            assert late < 0.3, f"posted {late:.2f} s after its time: the test's margin is gone"
+        mapped = [raw for _, source, payload in posts for raw in _mapped(source, [payload])]
+        expected = replayed(mapped, posts[-1][0] + timedelta(seconds=10))
+        assert len(expected) >= 8
+        # Read on for 3 s after the last expected one: an output more would show.
+        records = asyncio.run(consume(worker.bootstrap, worker.outputs, seconds=60,
+                                      done=lambda got: len(got) >= len(expected), settle=3.0))  # fmt: skip
+    finally:
+        ingest.stop()
+        worker.stop()
+    got = sorted((comparable(r.value) for r in records), key=lambda o: (o["time"], o["id"]))
+    assert got == sorted(expected, key=lambda o: (o["time"], o["id"])), worker.tail()

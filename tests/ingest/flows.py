@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 Payload = dict[str, Any]
@@ -118,3 +118,53 @@ def servicenow() -> list[Payload]:
 
 
 FLOWS = {"zendesk": zendesk, "jira": jira, "servicenow": servicenow}
+
+
+def _zendesk_time(payload: Payload) -> datetime:
+    return datetime.fromisoformat(payload["time"][:26].rstrip("Z") + "+00:00")
+
+
+def _set_zendesk_time(payload: Payload, moment: datetime) -> None:
+    payload["time"] = moment.isoformat().replace("+00:00", "Z")
+
+
+def _jira_time(payload: Payload) -> datetime:
+    return datetime.fromtimestamp(payload["timestamp"] / 1000, UTC)
+
+
+def _set_jira_time(payload: Payload, moment: datetime) -> None:
+    payload["timestamp"] = round(moment.timestamp() * 1000)
+
+
+_SERVICENOW: Final = "%Y-%m-%d %H:%M:%S"
+
+
+def _servicenow_time(payload: Payload) -> datetime:
+    stamp = payload["record"]["sys_updated_on"]
+    return datetime.strptime(stamp, _SERVICENOW).replace(tzinfo=UTC)
+
+
+def _set_servicenow_time(payload: Payload, moment: datetime) -> None:
+    payload["record"] = {**payload["record"], "sys_updated_on": f"{moment:{_SERVICENOW}}"}
+
+
+_TIMES = {
+    "zendesk": (_zendesk_time, _set_zendesk_time),
+    "jira": (_jira_time, _set_jira_time),
+    "servicenow": (_servicenow_time, _set_servicenow_time),
+}
+
+
+def rescheduled(source: str, start: datetime, factor: float) -> list[tuple[datetime, Payload]]:
+    """The source's flow moved to begin at `start`, its spans divided by `factor` (720: the
+    demo policy's hour of five seconds): each payload with the instant it happens, which is
+    its own time (ServiceNow's to the second, as sys_updated_on carries it)."""
+    read, write = _TIMES[source]
+    flow = FLOWS[source]()
+    first = min(read(payload) for payload in flow)
+    moved = []
+    for payload in flow:
+        payload = copy.deepcopy(payload)
+        write(payload, start + (read(payload) - first) / factor)
+        moved.append((read(payload), payload))
+    return moved

@@ -377,7 +377,7 @@ def test_settings_construct_from_the_container_environment(
         assert settings.ingest_host == "0.0.0.0", "in a container the ingest must bind 0.0.0.0"
         assert settings.ingest_port == int(env["SLA_INGEST_PORT"])
         assert settings.ingest_token_file == INGEST_TOKENS
-        assert Ingest(settings).tokens
+        assert Ingest(settings).credentials.tokens
     else:
         assert not any(k.startswith("SLA_INGEST_") for k in env), f"{name} runs no ingest"
 

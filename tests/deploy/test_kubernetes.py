@@ -140,7 +140,7 @@ def test_the_ingest_settings_are_ones_it_starts_with(tmp_path: Path) -> None:
     resolved["SLA_INGEST_TOKEN_FILE"] = str(token_file)
     settings = Settings(**{k.removeprefix("SLA_").lower(): v for k, v in resolved.items()})
     assert settings.ingest_host == "0.0.0.0"
-    assert Ingest(settings).tokens == [b"t" * 32]
+    assert Ingest(settings).credentials.tokens == (b"t" * 32,)
     # The ingest reaches Kafka as the workers do.
     worker, ingest = _env(_container()), _env(container)
     assert ingest["SLA_KAFKA_SASL_PASSWORD"] == worker["SLA_KAFKA_SASL_PASSWORD"]

@@ -55,6 +55,15 @@ PANELS: list[tuple[str, str, list[tuple[str, str]], str]] = [
     ("Kafka unreachable", "s",
      [("max by (instance) (sla_kafka_unreachable_seconds)", "{{instance}}")],
      "How long each worker has had no connection to the brokers."),
+    ("Ingest requests by answer", "reqps",
+     [("sum by (route, code) (rate(sla_ingest_requests_total[$__rate_interval]))",
+       "{{route}} {{code}}")],
+     "Requests to the HTTP ingest per second, by route and status code (202 published, 200 "
+     "ignored, 4xx refused, 503 Kafka unavailable)."),
+    ("Ingest latency", "s",
+     [("histogram_quantile(0.99, sum by (le, route) (rate(sla_ingest_request_seconds_bucket[$__rate_interval])))",
+       "p99 {{route}}")],
+     "Request to answer at the ingest, Kafka's acknowledgement included."),
 ]  # fmt: skip
 
 # One number each, above the graphs.

@@ -28,11 +28,13 @@ class PartitionMismatch(RuntimeError):
 
 
 def mismatches(expected: int, counts: Mapping[str, int | None]) -> list[str]:
-    """'<topic> has N partitions' for each topic (None: not there yet) whose count differs."""
+    """'<topic> has N partitions' for each topic whose count differs. None or 0: not known yet
+    (a topic Faust creates at start, or one whose metadata a broker just restarted has not
+    served yet; Kafka has no topic of no partitions)."""
     return [
         f"{name} has {found} partitions"
         for name, found in counts.items()
-        if found is not None and found != expected
+        if found and found != expected
     ]
 
 

@@ -129,13 +129,28 @@ def test_a_payload_that_does_not_map_is_refused_with_its_reason(
 
 
 def test_an_unknown_value_is_refused_without_echoing_it() -> None:
-    created = FLOWS["zendesk"]()[1]
-    created["event"]["current"] = "SUPER-URGENT-SECRET"
+    inserted = FLOWS["servicenow"]()[0]
+    inserted["record"]["priority"] = "SUPER-URGENT-SECRET"
     with pytest.raises(Unmapped) as refused:
-        mapped("zendesk", [created])
+        mapped("servicenow", [inserted])
     assert refused.value.reason == "unmapped_value"
     assert "data.severity" in str(refused.value)
     assert "SECRET" not in str(refused.value)
+
+
+def test_a_priority_of_another_name_opens_normal_and_a_change_to_it_is_ignored() -> None:
+    """Refusing would lose the ticket (help desks do not retry a 4xx) or the other changes of
+    the same webhook: the ticket opens normal, and a change to an unknown priority keeps it."""
+    jira = FLOWS["jira"]()
+    jira[0]["issue"]["fields"]["priority"]["name"] = "P1 - Sev A"
+    assert orjson.loads(mapped("jira", [jira[0]])[0])["data"]["severity"] == "normal"
+    both = jira[4]  # a status change, with a priority change to a name the mapping lacks
+    both["changelog"]["items"].insert(0, {"field": "priority", "toString": "P1 - Sev A"})
+    assert [orjson.loads(raw)["type"] for raw in mapped("jira", [both])] == [
+        "ticket.status_changed"]  # fmt: skip
+    zendesk = FLOWS["zendesk"]()[1]
+    zendesk["event"]["current"] = "CRITICAL"
+    assert mapped("zendesk", [zendesk]) == []
 
 
 def test_a_mapping_of_ones_own_replaces_the_built_in(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ class Credentials:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token or not self.tokens:
             return False
-        given = token.strip().encode()
+        given = _raw(token.strip())
         # Every token compared, each in constant time: no timing tells which one nearly matched.
         return sum(hmac.compare_digest(given, known) for known in self.tokens) > 0
 
@@ -51,21 +51,30 @@ class Credentials:
         if scheme == "hub-sha256":
             given = headers.get("X-Hub-Signature-256") or headers.get("X-Hub-Signature") or ""
             method, _, digest = given.partition("=")
-            expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
-            return method.lower() == "sha256" and hmac.compare_digest(digest.lower(), expected)
+            expected = hmac.new(secret, body, hashlib.sha256).hexdigest().encode()
+            return method.lower() == "sha256" and hmac.compare_digest(
+                _raw(digest.lower()), expected
+            )
         if scheme == "zendesk":
-            stamp = headers.get("X-Zendesk-Webhook-Signature-Timestamp", "").encode()
+            stamp = _raw(headers.get("X-Zendesk-Webhook-Signature-Timestamp", ""))
             mac = hmac.new(secret, stamp + body, hashlib.sha256).digest()
-            given = headers.get("X-Zendesk-Webhook-Signature", "")
-            return bool(stamp) and hmac.compare_digest(given, base64.b64encode(mac).decode())
+            signature = _raw(headers.get("X-Zendesk-Webhook-Signature", ""))
+            return bool(stamp) and hmac.compare_digest(signature, base64.b64encode(mac))
         return False
+
+
+def _raw(header: str) -> bytes:
+    """A header value's bytes as sent (aiohttp decodes them as UTF-8, undecodable bytes kept as
+    surrogates): compared as bytes, whatever a client sends."""
+    return header.encode("utf-8", "surrogateescape")
 
 
 def _tokens(settings: Settings) -> list[bytes]:
     if settings.ingest_token_file is None:
         return []
     lines = settings.ingest_token_file.read_text().splitlines()
-    tokens = [line.strip().encode() for line in lines if line.strip() and not line.startswith("#")]
+    stripped = (line.strip() for line in lines)
+    tokens = [line.encode() for line in stripped if line and not line.startswith("#")]
     if not tokens or any(len(token) < 16 for token in tokens):
         raise IngestConfigError(f"{settings.ingest_token_file}: tokens of 16 characters at least, one "
                          "a line (SLA_INGEST_TOKEN_FILE)")  # fmt: skip
@@ -78,7 +87,7 @@ def _secrets(settings: Settings, mappings: Mapping[str, SourceMapping]) -> dict[
         return {}
     secrets = {}
     for number, line in enumerate(file.read_text().splitlines(), start=1):
-        if not line.strip() or line.startswith("#"):
+        if not line.strip() or line.strip().startswith("#"):
             continue
         source, _, secret = line.strip().partition(" ")
         where = f"{file}: line {number}"

@@ -30,6 +30,10 @@ from schemas.cloudevents import (
 )
 
 BATCH: Final = "application/cloudevents-batch+json"
+# What is published: the structured event and this header. A worker counts a record's headers
+# in its size limit (parse_record), so the ingest keeps the event within what a worker takes.
+HEADERS: Final = (("content-type", STRUCTURED.encode()),)
+EVENT_LIMIT: Final = MAX_EVENT_BYTES - sum(len(name) + len(value) for name, value in HEADERS)
 _PREFIX: Final = "ce-"
 # HTTP statuses of the parser's reasons: too large and not JSON are told apart from a bad event.
 _STATUS: Final = {"too_large": 413, "unsupported_content_type": 415}
@@ -62,13 +66,13 @@ def events(
     body: bytes,
     *,
     max_batch: int,
-    max_event_bytes: int = MAX_EVENT_BYTES,
+    max_event_bytes: int = EVENT_LIMIT,
 ) -> list[Accepted]:
     """The events of one request, in order; Refused when any of them is not acceptable."""
     media = (content_type or "").split(";", 1)[0].strip().lower()
     try:
         if media == STRUCTURED:
-            return [_accepted(body, max_event_bytes)]
+            return [accepted(body, max_event_bytes)]
         if media == BATCH:
             return _batch(body, max_batch, max_event_bytes)
         attributes = _attributes(headers)
@@ -78,22 +82,18 @@ def events(
                 f"Content-Type is neither {STRUCTURED} (structured mode) nor {BATCH} (batched "
                 "mode), and there is no ce-specversion header (binary mode)",
             )
-        size = len(body) + sum(len(k) + len(v) for k, v in attributes.items())
-        if size > max_event_bytes:
-            raise InvalidEvent(
-                "too_large", f"event is {size} bytes, the limit is {max_event_bytes}"
-            )
         if "datacontenttype" in attributes:
             raise InvalidEvent(
                 "invalid_envelope", "binary mode: the data's media type is the Content-Type"
             )
-        raw = structured(body or None, attributes, content_type)
-        return [Accepted(parse_event(raw, max(max_event_bytes, len(raw))), raw)]
+        # Measured as published: the structured form (escapes included), not the headers.
+        return [accepted(structured(body or None, attributes, content_type), max_event_bytes)]
     except InvalidEvent as exc:
         raise refused(exc) from None
 
 
-def _accepted(raw: bytes, max_event_bytes: int) -> Accepted:
+def accepted(raw: bytes, max_event_bytes: int = EVENT_LIMIT) -> Accepted:
+    """A structured event as published; InvalidEvent (too_large beyond the limit) otherwise."""
     return Accepted(parse_event(raw, max_event_bytes), raw)
 
 
@@ -108,13 +108,13 @@ def _batch(body: bytes, max_batch: int, max_event_bytes: int) -> list[Accepted]:
         raise Refused(413, "too_many_events", f"{len(items)} events in a batch, the limit is "
                       f"{max_batch} (SLA_INGEST_MAX_BATCH_EVENTS)")  # fmt: skip
     check_i_json(body)  # the duplicate names and NaN a re-serialised member would hide
-    accepted = []
+    found = []
     for index, item in enumerate(items):
-        try:
-            accepted.append(_accepted(orjson.dumps(item), max_event_bytes))
+        try:  # re-serialised: the values as parsed (a number's spelling may change)
+            found.append(accepted(orjson.dumps(item), max_event_bytes))
         except InvalidEvent as exc:
             raise refused(exc, f"event {index}: ") from None
-    return accepted
+    return found
 
 
 def _attributes(headers: Mapping[str, str]) -> dict[str, str]:
@@ -126,8 +126,8 @@ def _attributes(headers: Mapping[str, str]) -> dict[str, str]:
         if not lower.startswith(_PREFIX):
             continue
         try:
-            decoded = unquote_to_bytes(value).decode()
-        except UnicodeDecodeError:
+            decoded = unquote_to_bytes(value.encode("utf-8", "surrogateescape")).decode()
+        except UnicodeError:
             raise InvalidEvent("invalid_envelope", f"header {name} is not UTF-8") from None
         if lower[3:] in attributes:
             raise InvalidEvent("invalid_envelope", f"header {name} given twice")

@@ -25,11 +25,12 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from processor.ingest import IngestConfigError
-from schemas.cloudevents import MAINTENANCE_TYPES, TICKET_TYPES
+from schemas.cloudevents import EARLIEST, LATEST, MAINTENANCE_TYPES, TICKET_TYPES
 
 BUILT_IN: Final = ("zendesk", "jira", "servicenow")
 NAME: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
-_FIELD: Final = re.compile(r"\{([^{}]*)\}")
+# A template's tokens: an escaped brace, or a path in braces.
+_TOKEN: Final = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 _SEGMENT: Final = re.compile(r"[A-Za-z0-9_$@-]+")
 REASONS: Final = frozenset({"unmapped_event", "missing_field", "unmapped_value", "bad_time"})
 
@@ -57,8 +58,9 @@ def _path_ok(path: str) -> str:
 
 
 def _template_ok(text: str) -> str:
-    for path in _FIELD.findall(text.replace("{{", "").replace("}}", "")):
-        _path_ok(path)
+    for match in _TOKEN.finditer(text):
+        if match.group(1) is not None:
+            _path_ok(match.group(1))
     return text
 
 
@@ -237,14 +239,19 @@ def _text(value: Any) -> str:
 
 
 def _render(template: str, scope: dict[str, Any]) -> str:
-    def field(match: re.Match[str]) -> str:
-        value = _get(scope, match.group(1))
+    """One pass over the template: `{{` and `}}` are braces, `{path}` the value there (a value
+    is never read as template)."""
+
+    def token(match: re.Match[str]) -> str:
+        path = match.group(1)
+        if path is None:
+            return match.group(0)[0]
+        value = _get(scope, path)
         if not _present(value) or isinstance(value, dict | list):
-            raise Unmapped("missing_field", f"the payload has no value at {match.group(1)}")
+            raise Unmapped("missing_field", f"the payload has no value at {path}")
         return _text(value)
 
-    parts = template.split("{{")
-    return "{".join(_FIELD.sub(field, part).replace("}}", "}") for part in parts)
+    return _TOKEN.sub(token, template)
 
 
 def _value(spec: Spec, scope: dict[str, Any], field: str) -> Any:
@@ -292,17 +299,22 @@ def _time(spec: Spec, scope: dict[str, Any]) -> str:
 
 def _instant(value: Any, kind: str, field: str) -> str:
     try:
-        if kind in ("epoch_ms", "epoch_s") and not isinstance(value, bool):
-            seconds = float(value) / (1000 if kind == "epoch_ms" else 1)
-            moment = datetime.fromtimestamp(seconds, UTC)
+        if kind in ("epoch_ms", "epoch_s"):
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
+                raise ValueError("not a number")
+            moment = datetime.fromtimestamp(float(value) / (1000 if kind == "epoch_ms" else 1), UTC)
         elif kind == "iso":
             moment = datetime.fromisoformat(_text(value).replace("Z", "+00:00"))
+            if moment.tzinfo is None:  # as the stream's parser: an instant names its offset
+                raise ValueError("no offset")
         else:
             moment = datetime.strptime(_text(value), kind)  # noqa: DTZ007 (UTC below, unless %z)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-    except (ValueError, OverflowError, OSError):
-        raise Unmapped("bad_time", f"{field}: not an instant of the form {kind}") from None
+            moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        if not EARLIEST <= moment <= LATEST:
+            raise ValueError("out of range")
+    except (ValueError, TypeError, OverflowError, OSError):
+        raise Unmapped("bad_time", f"{field}: not an instant of the form {kind} "
+                       "(with an offset, 1970 to 9000)") from None  # fmt: skip
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -350,16 +362,32 @@ class _BadCondition(ValueError):
 
 
 def _check_conditions(mapping: Mapping) -> None:
-    """Every `when` names dotted paths, and only known operators (tables are operators)."""
+    """Every `when` names dotted paths, and only known operators with operands of their kind,
+    at any depth (a table is operators, a list options)."""
     rules = [(f"event.{n}", r.when) for n, r in enumerate(mapping.event)]
     ignores = [(f"ignore.{n}", i.when) for n, i in enumerate(mapping.ignore)]
     for where, when in rules + ignores:
         for path, test in when.items():
             try:
                 _path_ok(path)
+                _check_test(test)
             except ValueError as exc:
-                raise _BadCondition(f"{where}.when: {exc}") from None
-            for op in test if isinstance(test, dict) else ():
-                if op not in _OPERATORS:
-                    raise _BadCondition(f"{where}.when.{path}: unknown operator {op!r} "
-                                        f"(one of {', '.join(sorted(_OPERATORS))})")  # fmt: skip
+                raise _BadCondition(f"{where}.when.{path}: {exc}") from None
+
+
+def _check_test(test: Any) -> None:
+    if isinstance(test, list):
+        if any(isinstance(option, dict | list) for option in test):
+            raise ValueError("the options of a list are values")
+        return
+    for op, operand in test.items() if isinstance(test, dict) else ():
+        if op not in _OPERATORS:
+            raise ValueError(f"unknown operator {op!r} (one of {', '.join(sorted(_OPERATORS))})")
+        if op == "not":
+            _check_test(operand)
+        elif op == "present" and not isinstance(operand, bool):
+            raise ValueError("present takes true or false")
+        elif op in ("same_as", "prefix") and not isinstance(operand, str):
+            raise ValueError(f"{op} takes a string")
+        elif op == "same_as":
+            _path_ok(operand)

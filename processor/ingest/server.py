@@ -24,6 +24,7 @@ from typing import Any, Final
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client.exposition import choose_encoder
 
 from processor.ingest import binding, mapping
@@ -33,7 +34,7 @@ from processor.ingest.publisher import Publisher, Unavailable
 from processor.logs import logging_config
 from processor.metrics import IngestMetrics
 from processor.settings import Settings
-from schemas.cloudevents import TICKET_TYPES, InvalidEvent, parse_event
+from schemas.cloudevents import TICKET_TYPES, InvalidEvent
 
 log = logging.getLogger("processor.ingest")
 
@@ -145,7 +146,7 @@ class Ingest:
             events = []
             for raw in found:
                 try:
-                    events.append(Accepted(parse_event(raw), raw))
+                    events.append(binding.accepted(raw))
                 except InvalidEvent as exc:
                     raise Refused(422, exc.reason, f"{source}: the mapped event: {exc}") from None
             return events
@@ -159,7 +160,12 @@ class Ingest:
         accepted: Callable[[bytes], Awaitable[list[Accepted]]],
     ) -> web.Response:
         started = time.monotonic()
-        response = await self._answered(request, route, accepted)
+        try:
+            response = await self._answered(request, route, accepted)
+        except Exception:  # a defect, not the sender's: counted and logged (never the payload)
+            log.exception("request failed", extra={"event": "failed", "route": route})
+            response = _answer(500, {"error": "internal_error", "message": "the ingest failed; "
+                                     "nothing is known to be published, send it again"})  # fmt: skip
         self.metrics.requests.labels(route, str(response.status)).inc()
         self.metrics.seconds.labels(route).observe(time.monotonic() - started)
         return response
@@ -180,10 +186,16 @@ class Ingest:
             limit = self.settings.ingest_max_request_bytes
             return self._refused(route, Refused(413, "too_large", f"the request is larger than "
                                  f"{limit} bytes (SLA_INGEST_MAX_REQUEST_BYTES)"))  # fmt: skip
+        except RequestPayloadError:
+            response = self._refused(route, Refused(400, "bad_content_encoding", "the body does "
+                                     "not decode as its Content-Encoding says"))  # fmt: skip
+            response.force_close()  # the rest of the body is not worth reading
+            return response
         except Refused as exc:
             return self._refused(route, exc)
-        if not events:
-            return _answer(200, {"published": 0, "ids": [], "ignored": True})
+        if not events:  # an empty batch, or a webhook of nothing the SLA uses
+            ignored = {} if route == "cloudevents" else {"ignored": True}
+            return _answer(200, {"published": 0, "ids": [], **ignored})
         try:
             await self.publisher.publish(
                 (self.topics[a.event.type in TICKET_TYPES], a.event.subject.encode(), a.raw)
@@ -219,16 +231,17 @@ class Ingest:
         return _answer(200, {"status": "ok"})
 
     async def readiness(self, request: web.Request) -> web.Response:
-        if self.publisher.ready:
-            return _answer(200, {"status": "ready"})
-        try:
-            await self.publisher.connect()
-        except Unavailable as exc:
-            return _answer(503, {"status": "kafka_unavailable", "message": str(exc)})
+        ready = await self.publisher.check()
+        self.metrics.ready.set(int(ready))
+        if not ready:
+            return _answer(503, {"status": "kafka_unavailable"})
         return _answer(200, {"status": "ready"})
 
 
 def _route(request: web.Request, mappings: dict[str, mapping.Mapping]) -> str:
+    """The route's metric label: bounded (a path that names no route is `unknown`)."""
+    if request.match_info.http_exception is not None:
+        return "unknown"
     source = request.match_info.get("source")
     if source is None:
         return "cloudevents"
@@ -244,10 +257,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     await site.start()
     log.info("ingest listening", extra={"event": "listening", "host": settings.ingest_host,
              "port": settings.ingest_port, "sources": sorted(ingest.mappings)})  # fmt: skip
-    try:
-        await ingest.publisher.connect()
-    except Unavailable as exc:
-        log.warning("Kafka not reachable yet", extra={"event": "unavailable", "reason": str(exc)})
+    if not await ingest.publisher.check():
+        log.warning("Kafka not reachable yet", extra={"event": "unavailable"})
     try:
         await stop.wait()
     finally:

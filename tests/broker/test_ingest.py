@@ -140,6 +140,7 @@ def test_a_broker_outage_is_503_and_nothing_is_lost_once_it_is_back(
         status, answer = ingest.post("servicenow", flow[3])
         assert (status, answer["error"]) == (503, "kafka_unavailable"), answer
         assert time.monotonic() - started < 3.0 + 5.0  # the send timeout, and no more
+        assert ingest.request("GET", "/readyz")[0] == 503  # out of a load balancer meanwhile
         assert kafka_sh("start", *args, timeout=300).returncode == 0
         # The help desk retries until it is taken (ServiceNow: the business rule's retry).
         deadline = time.monotonic() + 120
@@ -147,6 +148,7 @@ def test_a_broker_outage_is_503_and_nothing_is_lost_once_it_is_back(
             assert status == 503, status
             assert time.monotonic() < deadline, tail(ingest.log)
             time.sleep(1)
+        assert ingest.request("GET", "/readyz")[0] == 200
         for payload in flow[4:]:  # the caller's comment is ignored: 200
             assert ingest.post("servicenow", payload)[0] in (200, 202)
     finally:

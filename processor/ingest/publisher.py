@@ -31,7 +31,7 @@ class Publisher:
         self._settings = settings
         self._timeout = settings.ingest_send_timeout_seconds
         self._producer: AIOKafkaProducer | None = None
-        self._connecting = asyncio.Lock()
+        self._starting: asyncio.Future[AIOKafkaProducer] | None = None
         self._failing = False
 
     @property
@@ -39,29 +39,37 @@ class Publisher:
         return self._producer is not None and not self._failing
 
     async def connect(self) -> AIOKafkaProducer:
-        """The producer, started if need be; Unavailable at once while another request is
-        starting it (a request waits for one start, not for every one queued before it)."""
+        """The producer, started if need be. Requests that come while it is being started wait
+        for that one start (a failed start answers them all at once, not one after another)."""
         if self._producer is not None:
             return self._producer
-        if self._connecting.locked():
-            raise Unavailable("Kafka cannot be reached yet: connecting")
-        async with self._connecting:
-            producer = AIOKafkaProducer(
-                **client_options(self._settings),
-                client_id=f"{self._settings.app_id}-ingest",
-                acks="all",
-                enable_idempotence=True,
-                request_timeout_ms=max(int(self._timeout * 1000), 1000),
-                max_request_size=2 * self._settings.ingest_max_request_bytes,
-            )
-            try:
-                await asyncio.wait_for(producer.start(), self._timeout)
-            except (KafkaError, OSError, TimeoutError) as exc:
-                await self._stop(producer)
-                raise Unavailable(f"Kafka cannot be reached: {type(exc).__name__}") from None
-            self._producer, self._failing = producer, False
-            log.info("connected to Kafka", extra={"event": "kafka_connected"})
-            return producer
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+            self._starting.add_done_callback(self._started)
+        return await asyncio.shield(self._starting)
+
+    def _started(self, attempt: asyncio.Future[AIOKafkaProducer]) -> None:
+        self._starting = None  # the next request tries again
+        if not attempt.cancelled():
+            attempt.exception()  # retrieved: each waiter has it already
+
+    async def _start(self) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(
+            **client_options(self._settings),
+            client_id=f"{self._settings.app_id}-ingest",
+            acks="all",
+            enable_idempotence=True,
+            request_timeout_ms=max(int(self._timeout * 1000), 1000),
+            max_request_size=2 * self._settings.ingest_max_request_bytes,
+        )
+        try:
+            await asyncio.wait_for(producer.start(), self._timeout)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            await self._stop(producer)
+            raise Unavailable(f"Kafka cannot be reached: {type(exc).__name__}") from None
+        self._producer, self._failing = producer, False
+        log.info("connected to Kafka", extra={"event": "kafka_connected"})
+        return producer
 
     async def publish(self, records: Iterable[tuple[str, bytes, bytes]]) -> None:
         """Send every (topic, key, value) and wait until each is acknowledged, or Unavailable."""

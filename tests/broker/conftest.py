@@ -84,3 +84,18 @@ def kafka_bootstrap(kafka_version: str | None) -> Iterator[str]:
             pytest.fail(f"kafka.sh stop failed:\n{stop.stdout}\n{stop.stderr}", pytrace=False)
         if not os.environ.get("SLA_TEST_KAFKA_KEEP"):
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def own_broker(kafka_version: str | None) -> Iterator[tuple[str, list[str]]]:
+    """A broker of the test's own, to stop and start again (an outage): its bootstrap address
+    and the kafka.sh arguments that name it."""
+    port = free_port_pair()
+    data_dir = REPO_ROOT / "var" / f"kafka-own-{port}"
+    args = ["--port", str(port), "--dir", str(data_dir)]
+    args += ["--version", kafka_version] if kafka_version else []
+    started = kafka_sh("start", *args, timeout=900)
+    assert started.returncode == 0, started.stdout + started.stderr
+    yield f"127.0.0.1:{port}", args
+    kafka_sh("stop", *args, timeout=120)
+    shutil.rmtree(data_dir, ignore_errors=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -23,7 +22,7 @@ from processor.spawn import free_port, tail
 from processor.topics import create_topics
 from tests.ingest.flows import FLOWS, rescheduled, sample
 
-from .helpers import REPO_ROOT, free_port_pair, kafka_sh
+from .helpers import REPO_ROOT, kafka_sh
 from .ingest_harness import Ingest, request
 from .worker_harness import Worker, comparable, consume, replayed
 
@@ -108,19 +107,6 @@ def test_webhooks_through_ingest_and_worker_equal_replay(worker: Worker) -> None
     refusals = [line for line in ingest.log.read_text().splitlines() if '"refused"' in line]
     assert len(refusals) == 3 * len(FLOWS)
     assert not any("ACME" in line or "payload" in line for line in refusals)
-
-
-@pytest.fixture
-def own_broker(kafka_version: str | None) -> Iterator[tuple[str, list[str]]]:
-    port = free_port_pair()
-    data_dir = REPO_ROOT / "var" / f"kafka-ingest-{port}"
-    args = ["--port", str(port), "--dir", str(data_dir)]
-    args += ["--version", kafka_version] if kafka_version else []
-    started = kafka_sh("start", *args, timeout=900)
-    assert started.returncode == 0, started.stdout + started.stderr
-    yield f"127.0.0.1:{port}", args
-    kafka_sh("stop", *args, timeout=120)
-    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def test_a_broker_outage_is_503_and_nothing_is_lost_once_it_is_back(

@@ -6,33 +6,17 @@ The broker here is the test's own (stopped and started again), not the session's
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-import pytest
 
-from .helpers import REPO_ROOT, free_port_pair, kafka_sh
+from .helpers import kafka_sh
 from .worker_harness import Worker, at, consume, event, produce
 
 OUTAGE_SECONDS = 20
-
-
-@pytest.fixture
-def own_broker(kafka_version: str | None) -> Iterator[tuple[str, list[str]]]:
-    port = free_port_pair()
-    data_dir = REPO_ROOT / "var" / f"kafka-outage-{port}"
-    args = ["--port", str(port), "--dir", str(data_dir)]
-    args += ["--version", kafka_version] if kafka_version else []
-    started = kafka_sh("start", *args, timeout=900)
-    assert started.returncode == 0, started.stdout + started.stderr
-    yield f"127.0.0.1:{port}", args
-    kafka_sh("stop", *args, timeout=120)
-    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _urgent(base: datetime, subject: str) -> bytes:

@@ -15,7 +15,9 @@ import orjson
 
 from processor.replay import read_arrivals, read_events, replay, replay_arrivals
 from processor.report import render
-from processor.sla.policy import PolicyError, load_policy
+from processor.sla import engine
+from processor.sla.policy import PolicyError
+from processor.sla.policy_set import load_policies
 from processor.sla.timeline import timeline
 from schemas.outputs import encode
 
@@ -122,7 +124,7 @@ def _lines(source: BinaryIO, progress: bool) -> Iterator[bytes]:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    policy = load_policy(args.policy)
+    policy = load_policies(args.policy)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     with sys.stdin.buffer if str(args.events) == "-" else args.events.open("rb") as source:
         lines = _lines(source, progress)
@@ -140,7 +142,12 @@ def _replay(args: argparse.Namespace) -> int:
             sys.stderr.write(f"replay: no ticket {args.timeline!r} in the input\n")
             return 1
         state = result.tickets.get(args.timeline)
-        answer = timeline(args.timeline, result.timeline, 0, state, policy, result.horizon)
+        governing = (
+            engine.of(state, policy) if state else policy.in_force(policy.default, result.horizon)
+        )
+        answer = timeline(
+            args.timeline, result.timeline, 0, state, governing.policy, result.horizon
+        )
         out.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2) + b"\n")
         return 0
     if args.report:

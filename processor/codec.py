@@ -1,6 +1,6 @@
 """Table values: ticket and maintenance states as compact, versioned JSON arrays.
 
-A state is stored as `[kind, 4, policy, next_due, field...]`, its fields in dataclass order;
+A state is stored as `[kind, 5, policy, next_due, field...]`, its fields in dataclass order;
 instants are integer microseconds since the epoch and durations integer microseconds, so decoding
 is exact. `next_due` is the state's next deadline under the policy whose fingerprint is `policy`:
 rebuilding a deadline index reads it with `peek` instead of decoding the state (a tenth of the
@@ -12,7 +12,8 @@ version 4 ticket value may end with one more element, its timeline (`processor.t
 text the codec carries and never reads). Version 2 values (the same layout) and version 1 values
 (`[kind, 1, field...]`, without the two) were written when ticks did not store what they fired,
 behind a per-partition fired watermark: they are still decoded, and `LEGACY` tells the caller to
-advance them through that watermark.
+advance them through that watermark. Version 5 appended each state's governing policy version
+(`policy`, decisions.md 45); version 4 values decode with it empty.
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ from processor.sla.maintenance import Maintenance
 from processor.sla.ticket import Ticket
 from processor.sla.vocabulary import Severity, Tier
 
-VERSION: Final = 4
+VERSION: Final = 5
 LEGACY: Final = frozenset({1, 2})  # may lag their partition's fired watermark
 # Versions of the current layout less fields appended later (their defaults fill them in):
-# version 3 values lack the ticket's fields from `warned` on.
-SHORTER: Final = frozenset({2, 3})
+# version 3 values lack the ticket's fields from `warned` on, version 4 values `policy`.
+SHORTER: Final = frozenset({2, 3, 4})
+_TIMELINED: Final = frozenset({4, 5})  # versions whose ticket values may end with a timeline
 _HEAD: Final = 4  # kind, version, policy, next_due
 
 
@@ -108,8 +110,11 @@ class _Layout:
         self.decoders = [(i, dec) for i, (_, dec) in enumerate(pairs) if dec is not None]
         # Filling in the fields that versions before 4 lack (they all have defaults).
         self.defaults = [f.default for f in dataclasses.fields(cls)]
-        last = "seen_ids" if cls is Ticket else self.names[-1]
-        self.older = self.names.index(last) + 1  # fields in versions 1 to 3
+        assert self.names[-1] == "policy", f"{cls.__name__}: `policy` is the last field"
+        last = "seen_ids" if cls is Ticket else self.names[-2]
+        self.older = older = self.names.index(last) + 1  # fields in versions 1 to 3
+        # Fields stored by each version.
+        self.counts = {1: older, 2: older, 3: older, 4: len(self.names) - 1, 5: len(self.names)}
 
     def encode(self, state: Any) -> list[Any]:
         values = list(self.fields(state))
@@ -163,8 +168,8 @@ def decode_value(raw: bytes) -> tuple[State, int, str]:
         elif version != 1:
             raise CorruptState(f"state of kind {kind!r} version {version} is not decodable")
         timeline = ""
-        fields = len(layout.names) if version == VERSION else layout.older
-        if version == VERSION and len(values) == fields + 1 and isinstance(values[-1], str):
+        fields = layout.counts[version]
+        if version in _TIMELINED and len(values) == fields + 1 and isinstance(values[-1], str):
             timeline = values.pop()
         if len(values) != fields:
             raise CorruptState(f"state of kind {kind!r} has {len(values)} fields")

@@ -22,7 +22,6 @@ from processor.sla import engine
 from processor.sla.deadlines import DeadlineIndex
 from processor.sla.exceptions import Rejected
 from processor.sla.outputs import Output
-from processor.sla.policy import Policy
 from processor.sla.ticket import Ticket
 from processor.sla.timeline import Entry, event_entry, output_entries, rejected_entry
 from schemas.cloudevents import InputEvent, InvalidEvent, TicketEvent, parse_event
@@ -97,7 +96,7 @@ def read_events(lines: Iterable[bytes], errors: TextIO) -> Iterator[tuple[int, I
 
 def replay(
     events: Iterable[tuple[int, InputEvent]],
-    policy: Policy,
+    policy: engine.Policies,
     until: datetime | None,
     errors: TextIO,
     timeline: str | None = None,
@@ -175,7 +174,7 @@ def _arrival(value: Any) -> datetime:
 
 def replay_arrivals(
     lines: Iterable[tuple[int, datetime | None, InputEvent]],
-    policy: Policy,
+    policy: engine.Policies,
     until: datetime | None,
     errors: TextIO,
     timeline: str | None = None,

@@ -16,7 +16,7 @@ from processor.instants import epoch, from_micros, micros_to_epoch
 from processor.partitioning import partition_of_key
 from processor.sla import engine
 from processor.sla.engine import Domain
-from processor.sla.policy import Policy
+from processor.sla.policy_set import PolicySet
 from processor.sla.ticket import Phase, Ticket
 from processor.topology import Table, Wiring
 
@@ -60,9 +60,9 @@ class Indexed:
 class States:
     """The tickets and maintenances tables, seen as states (the codec's business stays here)."""
 
-    def __init__(self, topology: Wiring, policy: Policy) -> None:
+    def __init__(self, topology: Wiring, policies: PolicySet) -> None:
         self.topology = topology
-        self.policy = policy
+        self.policies = policies
         self.open_tickets: dict[int, Counter[OpenLabel]] = {}
 
     def table(self, domain: Domain) -> Table:
@@ -89,7 +89,7 @@ class States:
             log.exception("corrupt state dropped", extra={"subject": subject})
             return None, ""
         if version in codec.LEGACY and legacy_mark is not None:
-            return engine.advance(state, legacy_mark, self.policy).state, timeline
+            return engine.advance(state, legacy_mark, self.policies).state, timeline
         return state, timeline
 
     def store(
@@ -108,7 +108,8 @@ class States:
         if state is None:
             table.pop(subject.encode(), None)
         else:
-            value = codec.encode_state(state, due, self.policy.fingerprint, timeline)
+            stored_under = engine.of(state, self.policies).fingerprint
+            value = codec.encode_state(state, due, stored_under, timeline)
             table[subject.encode()] = value
         self._count_open(partition, before, state)
 
@@ -123,20 +124,19 @@ class States:
     def index(self, partitions: set[int], now: datetime) -> Indexed:
         """The next deadline and open-ticket label of every state stored for `partitions`.
 
-        A state stored by this version under the current policy carries its next deadline
-        (`codec.peek`); any other is decoded to compute it again.
+        A state stored by this version under a policy version the set still has, unchanged,
+        carries its next deadline (`codec.peek`); any other is decoded to compute it again.
         """
         found = Indexed(
             {p: [] for p in partitions},
             {p: Counter() for p in partitions},
             marks={p: self.legacy_mark(p) for p in partitions},
         )
-        policy = self.policy.fingerprint
         for domain in Domain:
             for partition, key, raw in self._stored(domain, partitions):
                 subject = key.decode(errors="replace")
                 head = codec.peek(raw)
-                if head is not None and head.policy == policy:
+                if head is not None and head.policy in self.policies.fingerprints:
                     label = head.open_label
                     due = None if head.due_us is None else micros_to_epoch(head.due_us)
                 else:
@@ -159,11 +159,11 @@ class States:
         try:
             state, version = codec.decode_stored(raw)
             if version in codec.LEGACY and mark is not None:
-                advanced = engine.advance(state, mark, self.policy).state
+                advanced = engine.advance(state, mark, self.policies).state
                 if advanced is None:
                     return epoch(now), None  # expired: the next tick forgets it
                 state = advanced
-            due = engine.next_deadline(state, self.policy)
+            due = engine.next_deadline(state, self.policies)
         except Exception:  # one bad value must not stop a take-over; it is logged, with its id
             log.exception("corrupt state skipped", extra={"subject": subject})
             return None

@@ -32,7 +32,6 @@ from processor.sla import engine
 from processor.sla.deadlines import DeadlineIndex
 from processor.sla.exceptions import Rejected
 from processor.sla.outputs import Output
-from processor.sla.policy import Policy
 from processor.state import States, split_key, state_key
 from processor.timelines import Timelines
 from processor.timers import Deadlines, PartitionClock
@@ -60,12 +59,12 @@ class SlaStream:
     def __init__(
         self,
         topology: Wiring,
-        policy: Policy,
+        policies: engine.Policies,
         metrics: Metrics,
         clock: Callable[[], datetime],
     ) -> None:
         self.topology = topology
-        self.policy = policy
+        self.policies = engine.as_set(policies)
         self.metrics = metrics
         self.clock = clock
         settings = topology.settings
@@ -77,7 +76,7 @@ class SlaStream:
         self._ticks = topology.ticks.get_topic_name()
         eos = settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE
         self.deadlines = Deadlines()
-        self.states = States(topology, policy)
+        self.states = States(topology, self.policies)
         self.timelines = Timelines(settings.timeline_entries)
         self.sender = Sender(topology, metrics, clock, eos)
         # Every topic read with the tables' partitioning: a record of any of them may fire the
@@ -174,7 +173,7 @@ class SlaStream:
             domain, event.subject, self._legacy_mark(partition)
         )
         try:
-            decision = engine.decide(before, event, self.policy)
+            decision = engine.decide(before, event, self.policies)
         except Rejected as exc:
             await self.sender.dead_letter(
                 origin, raw, exc.reason, type(exc).__name__, str(exc), partition
@@ -203,7 +202,7 @@ class SlaStream:
         self, domain: engine.Domain, subject: str, state: Any, partition: int, timeline: str
     ) -> None:
         """Store an unchanged state again, with its timeline grown (a refusal, a repeat)."""
-        due = engine.next_deadline(state, self.policy)
+        due = engine.next_deadline(state, self.policies)
         self.states.store(domain, subject, state, due, partition, state, timeline)
 
     # -- firing -------------------------------------------------------------------------------
@@ -254,7 +253,7 @@ class SlaStream:
             # Gone, corrupt, or a value of an earlier release that expired by its watermark.
             self.states.forget(domain, subject)
             return None
-        decision = engine.advance(state, upto, self.policy)
+        decision = engine.advance(state, upto, self.policies)
         acks = await self.sender.outputs(decision.outputs, partition, timer=True)
         return _Fired(key, domain, subject, state, decision.state, decision.next_deadline,
                       decision.outputs, timeline, acks)  # fmt: skip

@@ -13,6 +13,7 @@ from processor import codec, health, timelines
 from processor.sla import engine, ticket
 from processor.sla.maintenance import Maintenance, next_reminder
 from processor.sla.policy import Policy
+from processor.sla.policy_set import PolicySet
 from processor.sla.ticket import Ticket
 from processor.sla.timeline import timeline
 from processor.topology import Topology
@@ -33,6 +34,7 @@ def describe_ticket(state: Ticket, policy: Policy) -> dict[str, Any]:
         "severity": state.severity.value,
         "support_tier": state.tier.value,
         "phase": state.phase.value,
+        "policy": state.policy,
         "cycle": state.cycle,
         "clock_start": rfc3339(state.cycle_start),
         "opened_at": rfc3339(state.opened_at),
@@ -69,7 +71,7 @@ def describe_maintenance(state: Maintenance, policy: Policy) -> dict[str, Any]:
 
 def install(
     topology: Topology,
-    policy: Policy,
+    policies: PolicySet,
     registry: Any,
     clock: Callable[[], datetime],
     facts: Callable[[], health.Facts],
@@ -84,7 +86,7 @@ def install(
 
     def current(raw: bytes) -> engine.State | None:
         # Show the state as of now: deadlines fired by ticks are not written back per ticket.
-        return engine.advance(codec.decode_state(raw), clock(), policy).state
+        return engine.advance(codec.decode_state(raw), clock(), policies).state
 
     @app.page("/metrics")
     class MetricsView(View):
@@ -113,7 +115,7 @@ def install(
             state = current(raw) if raw is not None else None
             if not isinstance(state, Ticket):
                 return self.json({"error": "not_found", "ticket_id": ticket_id}, status=404)
-            return self.json(describe_ticket(state, policy))
+            return self.json(describe_ticket(state, engine.of(state, policies).policy))
 
     @app.page("/tickets/{ticket_id}/timeline")
     class TimelineView(View):
@@ -124,6 +126,7 @@ def install(
             if raw is None or not isinstance(state, Ticket):
                 return self.json({"error": "not_found", "ticket_id": ticket_id}, status=404)
             entries, dropped = timelines.entries(codec.decode_value(raw)[2])
+            policy = engine.of(state, policies).policy
             return self.json(timeline(ticket_id, entries, dropped, state, policy, clock()))
 
     @app.page("/maintenance/{maintenance_id}")
@@ -136,4 +139,4 @@ def install(
                 return self.json(
                     {"error": "not_found", "maintenance_id": maintenance_id}, status=404
                 )
-            return self.json(describe_maintenance(state, policy))
+            return self.json(describe_maintenance(state, engine.of(state, policies).policy))

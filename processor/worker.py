@@ -25,7 +25,8 @@ from processor.logs import logging_config
 from processor.metrics import Gauges, Metrics
 from processor.outages import OUTAGES
 from processor.settings import ConfigError, Settings
-from processor.sla.policy import Policy, load_policy
+from processor.sla.engine import Policies, as_set
+from processor.sla.policy_set import load_policies
 from processor.stream import SlaStream
 from processor.timers import tick_loop
 from processor.topics import PartitionMismatch, check_partitions, mismatch_error, mismatches
@@ -61,16 +62,18 @@ async def handle_each(stream: Handler, events: AsyncIterable[EventT[bytes]]) -> 
 
 def assemble(
     settings: Settings,
-    policy: Policy,
+    policies: Policies,
     registry: CollectorRegistry | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> tuple[Topology, SlaStream]:
     """Build the Faust app with its agent, hooks, timer task and web views."""
     topology = build(settings)
     app = topology.app
+    book = as_set(policies)
     metrics = Metrics(registry)
-    metrics.expect(policy)
-    stream = SlaStream(topology, policy, metrics, clock)
+    for policy in book.all_policies():
+        metrics.expect(policy)
+    stream = SlaStream(topology, book, metrics, clock)
     faust_fixes.apply(
         app,
         record_lock=stream.record_lock,
@@ -166,7 +169,7 @@ def assemble(
             oldest_hold_seconds=stream.deadlines.oldest_hold(time.monotonic()),
         )
 
-    web.install(topology, policy, metrics.registry, clock, facts)
+    web.install(topology, book, metrics.registry, clock, facts)
     return topology, stream
 
 
@@ -214,7 +217,7 @@ def check_environment(settings: Settings) -> None:
 
 def run(settings: Settings) -> int:
     """Run a worker until it stops; the exit code."""
-    policy = load_policy(settings.policy_file)
+    policies = load_policies(settings.policy_file)
     check_environment(settings)
     logging.config.dictConfig(logging_config(settings.log_level))
     try:
@@ -224,7 +227,7 @@ def run(settings: Settings) -> int:
     except PartitionMismatch as exc:
         log.critical("partition counts differ: not starting", extra={"error": str(exc)})
         return PartitionMismatch.EXIT_CODE
-    topology, _ = assemble(settings, policy)
+    topology, _ = assemble(settings, policies)
     discarded = discard_unsafe_local_state(settings, Path(topology.app.conf.tabledir))
     worker = faust.Worker(
         topology.app,

@@ -88,6 +88,10 @@ class OpenedData(_Data):
     impact: Impact | None = None
     problem_type: Text | None = None
     workaround_available: bool | None = None
+    # For a policy set's selection rules (processor.sla.policy_set): the customer's contract
+    # and region; the processor keeps neither beyond choosing the policy.
+    contract: Text | None = None
+    region: Text | None = None
 
 
 class SeverityData(_Data):

@@ -25,6 +25,10 @@ _MODEL = ConfigDict(strict=True, frozen=True, extra="forbid")
 
 class _Data(BaseModel):
     model_config = _MODEL
+    policy: str = Field(
+        description="the policy version that produced it, `name@label` (a plain policy file: "
+        "`default@1`); a ticket keeps the version in force when it was opened"
+    )
     emitted_at: Instant = Field(description="when the processor sent it (wall clock)")
 
 

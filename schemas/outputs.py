@@ -204,12 +204,15 @@ _DATA: Final[dict[type, Callable[[Any], dict[str, Any]]]] = {
 
 def data(output: Output) -> dict[str, Any]:
     """The output's CloudEvent `data`, as the contract names its fields (without `emitted_at`)."""
-    return _DATA[type(output)](output)
+    data = _DATA[type(output)](output)
+    data["policy"] = output.policy
+    return data
 
 
 def cloudevent(output: Output, emitted_at: datetime) -> dict[str, Any]:
     """The output as CloudEvent attributes, in a fixed key order so encodings are byte-stable."""
     data = _DATA[type(output)](output)
+    data["policy"] = output.policy
     data["emitted_at"] = rfc3339(emitted_at)
     return {
         "specversion": "1.0",

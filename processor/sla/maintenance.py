@@ -35,6 +35,7 @@ class Maintenance:
     reminders_done: frozenset[timedelta] = frozenset()
     cancelled_at: datetime | None = None
     seen_ids: tuple[int, ...] = ()
+    policy: str = ""  # the governing policy version, chosen at the first announcement (codec 5)
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,8 @@ class Output(Protocol):
     def time(self) -> datetime: ...
     @property
     def id(self) -> str: ...
+    @property
+    def policy(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,7 @@ class Escalation:
     after: timedelta
     actions: tuple[Assignment, ...]
     time: datetime
+    policy: str = ""  # the policy version that produced it (`name@label`)
 
     @property
     def subject(self) -> str:
@@ -95,6 +98,7 @@ class UpdateDue:
     cycle: int
     frequency: timedelta
     time: datetime
+    policy: str = ""  # the policy version that produced it (`name@label`)
 
     @property
     def subject(self) -> str:
@@ -116,6 +120,7 @@ class Breach:
     severity: Severity
     tier: Tier
     time: datetime
+    policy: str = ""  # the policy version that produced it (`name@label`)
 
     @property
     def subject(self) -> str:
@@ -145,6 +150,7 @@ class DeadlineWarning:
     remaining: timedelta  # working time left before it
     key: str  # which deadline: its target, cycle and (step or window)
     time: datetime
+    policy: str = ""  # the policy version that produced it (`name@label`)
 
     @property
     def subject(self) -> str:
@@ -176,6 +182,7 @@ class Unacknowledged:
     then: MissedAcknowledgement | None  # what follows: a repeat, the next step, or nothing
     actions: tuple[Assignment, ...]
     time: datetime
+    policy: str = ""  # the policy version that produced it (`name@label`)
 
     @property
     def subject(self) -> str:
@@ -206,6 +213,7 @@ class Acknowledged:
     within: timedelta
     event_id: str
     time: datetime
+    policy: str = ""  # the policy version that produced it (`name@label`)
 
     @property
     def latency(self) -> timedelta:
@@ -239,6 +247,7 @@ class Retraction:
     event_type: str
     event_time: datetime
     time: datetime
+    policy: str = ""  # the policy version that produced it (`name@label`)
 
     @property
     def subject(self) -> str:
@@ -266,6 +275,7 @@ class SurveyDue:
     resolved_at: datetime
     agent_id: str | None  # the last agent who responded or updated
     time: datetime
+    policy: str = ""  # the policy version that produced it (`name@label`)
 
     @property
     def subject(self) -> str:
@@ -302,6 +312,7 @@ class MaintenanceNotice:
     time: datetime
     minimum_notice: timedelta | None = None
     offset: timedelta | None = None
+    policy: str = ""
 
     @property
     def type(self) -> str:

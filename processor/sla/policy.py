@@ -423,11 +423,16 @@ def parse_policy(document: Mapping[str, Any], source: str = "policy") -> Policy:
 DEFAULT_POLICY_NAME: Final = "default_policy.toml"
 
 
+def default_document() -> dict[str, Any]:
+    """The seed's policy as a document (the packaged default policy file, decoded)."""
+    raw = resources.files("processor.sla").joinpath(DEFAULT_POLICY_NAME).read_bytes()
+    return tomllib.loads(raw.decode())
+
+
 def load_policy(path: Path | None = None) -> Policy:
     """Load a TOML or JSON policy file, or the packaged default policy when `path` is None."""
     if path is None:
-        raw = resources.files("processor.sla").joinpath(DEFAULT_POLICY_NAME).read_bytes()
-        return parse_policy(tomllib.loads(raw.decode()), DEFAULT_POLICY_NAME)
+        return parse_policy(default_document(), DEFAULT_POLICY_NAME)
     try:
         raw = path.read_bytes()
         document = json.loads(raw) if path.suffix == ".json" else tomllib.loads(raw.decode())

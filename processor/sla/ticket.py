@@ -92,6 +92,9 @@ class Ticket:
     # The state right after the last event, and what ticks fired since: (id, type, topic, time).
     base: Ticket | None = None
     fired: tuple[tuple[str, str, str, datetime], ...] = ()
+    # The policy version governing the ticket (`name@label`, processor.sla.policy_set), chosen
+    # at its clock start (codec 5; "" in states stored before).
+    policy: str = ""
 
 
 Awaiting = tuple[Severity, int, datetime, datetime, int]

@@ -94,6 +94,7 @@ def timeline(
         "ticket_id": ticket_id,
         "as_of": rfc3339(as_of),
         "policy": policy.fingerprint,
+        "policy_version": None if state is None else state.policy,
         "phase": None if state is None else state.phase.value,
         "severity": None if state is None else state.severity.value,
         "support_tier": None if state is None else state.tier.value,

@@ -177,7 +177,7 @@ def test_stored_and_decoded_deadlines_agree_for_every_state(
     a version 2 value as from the version 1 value that must be decoded; without a watermark, a
     version 3 value gives them too."""
     sla, _, _ = a_stream(tickets=0)
-    sla.policy = test_codec.POLICY
+    sla.policies = sla.states.policies = engine.as_set(test_codec.POLICY)
     state = test_codec.as_of_version_3(state)  # what the earlier versions can hold
     domain = "maintenance" if isinstance(state, Maintenance) else "ticket"
     subject = state.maintenance_id if isinstance(state, Maintenance) else state.ticket_id

@@ -13,7 +13,8 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from processor.replay import read_arrivals, read_events, replay, replay_arrivals
+from processor.compare import as_json, as_text, compare
+from processor.replay import read_arrivals, read_events, replay, replay_arrivals, replay_each
 from processor.report import render
 from processor.sla import engine
 from processor.sla.policy import PolicyError
@@ -58,7 +59,11 @@ def _parser() -> argparse.ArgumentParser:
         "replay", help="run the engine over a JSONL file on a simulated clock"
     )
     run.add_argument("events", type=Path, help="one CloudEvent per line ('-' for stdin)")
-    run.add_argument("--policy", type=Path, help="policy file (TOML or JSON); default: the seed's")
+    run.add_argument(
+        "--policy",
+        type=Path,
+        help="policy or policy-set file (TOML or JSON, docs/policies.md); default: the seed's",
+    )
     run.add_argument("--until", type=_instant, help="fire timers up to this instant (RFC 3339)")
     run.add_argument("--report", action="store_true", help="print an SLA attainment summary")
     run.add_argument(
@@ -72,6 +77,17 @@ def _parser() -> argparse.ArgumentParser:
         help='lines are in arrival order, each a CloudEvent or {"arrived_at": RFC 3339, '
         '"event": CloudEvent}: deadlines due before a line arrives fire first (late events '
         "are corrected under a policy with retractions); outputs in emission order",
+    )
+    run.add_argument(
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar=("POLICY_A", "POLICY_B"),
+        help="what-if: replay under two policies or sets and print what differs per ticket, "
+        "and the attainment per severity, tier and customer under each (docs/policies.md)",
+    )
+    run.add_argument(
+        "--json", action="store_true", help="with --compare: one JSON document instead of tables"
     )
     run.add_argument(
         "--progress",
@@ -124,6 +140,11 @@ def _lines(source: BinaryIO, progress: bool) -> Iterator[bytes]:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    if args.compare:
+        return _compare(args)
+    if args.json:
+        sys.stderr.write("replay: --json goes with --compare\n")
+        return 2
     policy = load_policies(args.policy)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     with sys.stdin.buffer if str(args.events) == "-" else args.events.open("rb") as source:
@@ -157,6 +178,25 @@ def _replay(args: argparse.Namespace) -> int:
         # In replay the clock is simulated: an output is emitted at the instant it falls due
         # (in arrival order, a late event's at the instant it arrives).
         out.write(encode(output, emitted_at) + b"\n")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    others = [flag for flag in ("policy", "timeline", "report", "arrival") if getattr(args, flag)]
+    if others:
+        sys.stderr.write(f"replay: --compare does not go with --{others[0]}\n")
+        return 2
+    books = [load_policies(path) for path in args.compare]
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    with sys.stdin.buffer if str(args.events) == "-" else args.events.open("rb") as source:
+        events = read_events(_lines(source, progress), sys.stderr)
+        a, b = replay_each(events, books, args.until, sys.stderr)
+    comparison = compare(a, b, (str(args.compare[0]), str(args.compare[1])))
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(as_json(comparison), option=orjson.OPT_INDENT_2))
+        sys.stdout.buffer.write(b"\n")
+    else:
+        sys.stdout.write(as_text(comparison))
     return 0
 
 

@@ -10,7 +10,8 @@ corrections, retracts what it would have prevented. Both run the same engine.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import io
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TextIO
@@ -22,6 +23,7 @@ from processor.sla import engine
 from processor.sla.deadlines import DeadlineIndex
 from processor.sla.exceptions import Rejected
 from processor.sla.outputs import Output
+from processor.sla.policy_set import PolicySet
 from processor.sla.ticket import Ticket
 from processor.sla.timeline import Entry, event_entry, output_entries, rejected_entry
 from schemas.cloudevents import InputEvent, InvalidEvent, TicketEvent, parse_event
@@ -103,38 +105,72 @@ def replay(
 ) -> ReplayResult:
     """Apply events in input order (time order per subject), then fire every timer up to `until`;
     record the timeline of ticket `timeline`."""
-    result = ReplayResult()
-    watch = _Watch(timeline, result.timeline)
-    states: dict[Key, engine.State] = {}
-    order: dict[Key, int] = {}
-    stamped: list[tuple[datetime, int, int, Output]] = []
+    return replay_each(events, (policy,), until, errors, timeline)[0]
+
+
+def replay_each(
+    events: Iterable[tuple[int, InputEvent]],
+    policies: Sequence[engine.Policies],
+    until: datetime | None,
+    errors: TextIO,
+    timeline: str | None = None,
+) -> list[ReplayResult]:
+    """`replay` under each policy (or set) in one pass over the events: each is read and parsed
+    once. Rejections are reported as the first policy sees them."""
+    runs = [_Run(engine.as_set(policy), timeline) for policy in policies]
+    quiet = io.StringIO()
     last_time: datetime | None = None
     for number, event in events:
         if until is not None and event.time > until:
-            result.skipped_after_until += 1
+            for run in runs:
+                run.result.skipped_after_until += 1
             continue
-        key = (engine.domain_of(event), event.subject)
-        rank = order.setdefault(key, len(order))
-        result.events += 1
         last_time = event.time if last_time is None else max(last_time, event.time)
+        for n, run in enumerate(runs):
+            run.decide(number, event, errors if n == 0 else quiet)
+        quiet.seek(0)
+        quiet.truncate()
+    for run in runs:
+        run.finish(until or last_time)
+    return [run.result for run in runs]
+
+
+class _Run:
+    """One policy's replay: the states, and the outputs stamped for their emission order."""
+
+    def __init__(self, book: PolicySet, timeline: str | None) -> None:
+        self.book = book
+        self.result = ReplayResult()
+        self.watch = _Watch(timeline, self.result.timeline)
+        self.states: dict[Key, engine.State] = {}
+        self.order: dict[Key, int] = {}
+        self.stamped: list[tuple[datetime, int, int, Output]] = []
+
+    def decide(self, number: int, event: InputEvent, errors: TextIO) -> None:
+        key = (engine.domain_of(event), event.subject)
+        rank = self.order.setdefault(key, len(self.order))
+        self.result.events += 1
         try:
-            decision = engine.decide(states.get(key), event, policy)
+            decision = engine.decide(self.states.get(key), event, self.book)
         except Rejected as exc:
             errors.write(f"line {number}: rejected ({exc.reason}): {exc}\n")
-            watch.rejected(event, exc.reason, key in states)
-            continue
-        watch.decided(event, decision, None)
-        _record(result, states, key, decision, stamped, rank)
-    horizon = result.horizon = until or last_time
-    if horizon is not None:
-        for key, state in list(states.items()):
-            decision = engine.advance(state, horizon, policy)
-            watch.fired(key[0], key[1], decision.outputs, None)
-            _record(result, states, key, decision, stamped, order[key])
-    stamped.sort(key=lambda item: item[:3])
-    result.outputs = [output for *_, output in stamped]
-    result.emitted_at = [output.time for output in result.outputs]
-    return result
+            self.watch.rejected(event, exc.reason, key in self.states)
+            return
+        self.watch.decided(event, decision, None)
+        _record(self.result, self.states, key, decision, self.stamped, rank)
+
+    def finish(self, horizon: datetime | None) -> None:
+        """Fire every timer up to `horizon`; outputs in emission order."""
+        result = self.result
+        result.horizon = horizon
+        if horizon is not None:
+            for key, state in list(self.states.items()):
+                decision = engine.advance(state, horizon, self.book)
+                self.watch.fired(key[0], key[1], decision.outputs, None)
+                _record(result, self.states, key, decision, self.stamped, self.order[key])
+        self.stamped.sort(key=lambda item: item[:3])
+        result.outputs = [output for *_, output in self.stamped]
+        result.emitted_at = [output.time for output in result.outputs]
 
 
 # -- arrival order ---------------------------------------------------------------------------

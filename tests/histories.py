@@ -39,7 +39,7 @@ def histories(
     maintenances: int,
     start: datetime,
     end: datetime,
-    policy: Policy,
+    policy: engine.Policies,
 ) -> list[tuple[str, bytes]]:
     """(domain, CloudEvent JSON bytes) with domain "tickets" or "maintenance"; deterministic for a seed"""
     rng = random.Random(seed)
@@ -70,7 +70,7 @@ class _Walk:
     """One subject's history so far, and its state in the engine."""
 
     rng: random.Random
-    policy: Policy
+    policy: engine.Policies
     span: _Span
     domain: str
     subject: str
@@ -132,7 +132,7 @@ def _encode(
 
 def _ticket(walk: _Walk, customer: str) -> list[Event]:
     opened = walk.span.anywhere(walk.rng, 0.8)
-    while not walk.offer("ticket.opened", opened, _opened(walk.rng, walk.policy, customer)):
+    while not walk.offer("ticket.opened", opened, _opened(walk.rng, _plain(walk.policy), customer)):
         pass
     for _ in range(walk.rng.randint(1, 14)):
         at = walk.next_time()
@@ -149,6 +149,12 @@ def _ticket_step(walk: _Walk, at: datetime) -> bool:
         if walk.offer(type_, at, data):
             return type_ != "ticket.closed"
     return True
+
+
+def _plain(policies: engine.Policies) -> Policy:
+    """A set's default policy (its first version): classification and notice to generate by."""
+    book = engine.as_set(policies)
+    return book.policies[book.default][0].policy
 
 
 def _opened(rng: random.Random, policy: Policy, customer: str) -> dict[str, Any]:
@@ -216,7 +222,7 @@ def _maintenance(walk: _Walk, n: int) -> list[Event]:
     kind = "planned" if rng.random() < 0.7 else "emergency"
     scheduled: dict[str, Any] = {
         "kind": kind,
-        **_window(rng, walk.policy, at),
+        **_window(rng, _plain(walk.policy), at),
         "summary": f"change {n}",
     }
     if rng.random() < 0.5:
@@ -231,7 +237,7 @@ def _maintenance(walk: _Walk, n: int) -> list[Event]:
         if rng.random() < 0.3:
             walk.offer("maintenance.cancelled", moment)
             break
-        walk.offer("maintenance.rescheduled", moment, _window(rng, walk.policy, moment))
+        walk.offer("maintenance.rescheduled", moment, _window(rng, _plain(walk.policy), moment))
     return walk.events
 
 

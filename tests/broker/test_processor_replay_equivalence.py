@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
+import pytest
 
 from processor.replay import read_events, replay
-from processor.sla.policy import load_policy
+from processor.sla.policy_set import load_policies
 from schemas.outputs import cloudevent
 
 from .worker_harness import SECONDS_POLICY, Worker, comparable, consume, event, produce
@@ -59,18 +60,67 @@ def upstream_key(value: bytes) -> bytes:
     return subject.encode() if subject in ("T-A", "T-C", "M-1") else b"tenant-" + subject.encode()
 
 
-def replayed(lines: list[bytes], until: datetime) -> list[dict[str, object]]:
-    policy = load_policy(SECONDS_POLICY)
-    result = replay(read_events(lines, io.StringIO()), policy, until, io.StringIO())
+def replayed(lines: list[bytes], until: datetime, policy: Path) -> list[dict[str, object]]:
+    result = replay(read_events(lines, io.StringIO()), load_policies(policy), until, io.StringIO())
     return [comparable(orjson.dumps(cloudevent(o, o.time))) for o in result.outputs]
 
 
-def test_outputs_through_kafka_equal_replay(kafka_bootstrap: str, tmp_path: Path) -> None:
-    worker = Worker(kafka_bootstrap, tmp_path / "worker")
+def a_policy_set(path: Path, renewal: datetime) -> Path:
+    """The demo's clock renewed at `renewal` (high targets of a second or so, step 2 of high at
+    five seconds), and customer c3 on a policy with a four-second update cadence for normal."""
+    path.write_text(
+        f"""
+[[policies.demo.versions]]
+label = "1"
+effective_from = 2020-01-01T00:00:00Z
+file = "{SECONDS_POLICY}"
+[[policies.demo.versions]]
+label = "2"
+effective_from = {renewal.isoformat().replace("+00:00", "Z")}
+file = "{SECONDS_POLICY}"
+[policies.demo.versions.overrides.response_targets]
+high = {{ premium = "PT1S", select = "PT1S", basic = "PT1.5S" }}
+[[policies.demo.versions.overrides.escalation.high]]
+step = 1
+after = "PT0S"
+actions = [{{ role = "tier1", action = "route" }}]
+[[policies.demo.versions.overrides.escalation.high]]
+step = 2
+after = "PT5S"
+actions = [{{ role = "tier2", action = "route" }}]
+[[policies.cadence.versions]]
+label = "1"
+effective_from = 2020-01-01T00:00:00Z
+file = "{SECONDS_POLICY}"
+[policies.cadence.versions.overrides.update_frequency]
+normal = "PT4S"
+[[select]]
+policy = "cadence"
+customer_id = ["c3"]
+""".replace("[[policies.demo", 'default = "demo"\n[[policies.demo', 1)
+    )
+    return path
+
+
+@pytest.mark.parametrize("policy", ["plain", "set"])
+def test_outputs_through_kafka_equal_replay(
+    kafka_bootstrap: str, tmp_path: Path, policy: str
+) -> None:
+    """Plain: the demo's policy. Set: versions and a rule (T-B opens under the first version,
+    T-D under the renewal, T-C under its customer's policy), chosen by event time: the events
+    may reach the worker after their time (it starts after `base` was set) and still give
+    replay's outputs."""
+    policy_file = SECONDS_POLICY
+    base = datetime.now(UTC) + timedelta(seconds=4)
+    if policy == "set":
+        base = datetime.now(UTC) + timedelta(seconds=10)
+        policy_file = a_policy_set(tmp_path / "set.toml", base + timedelta(seconds=0.75))
+    worker = Worker(kafka_bootstrap, tmp_path / "worker", {"SLA_POLICY_FILE": str(policy_file)})
     worker.create_topics()
     worker.start()
     try:
-        base = datetime.now(UTC) + timedelta(seconds=4)
+        if policy == "plain":
+            base = datetime.now(UTC) + timedelta(seconds=4)
         rows = scenario(base)
         topics = {
             "tickets": worker.settings.topic_tickets,
@@ -87,7 +137,7 @@ def test_outputs_through_kafka_equal_replay(kafka_bootstrap: str, tmp_path: Path
     finally:
         worker.stop()
 
-    expected = replayed([value for _, value in rows], until)
+    expected = replayed([value for _, value in rows], until, policy_file)
     ids = Counter(orjson.loads(r.value)["id"] for r in got)
     assert not [i for i, n in ids.items() if n > 1], "an output id was emitted twice"
     kafka = [comparable(r.value) for r in got]
@@ -104,3 +154,14 @@ def test_outputs_through_kafka_equal_replay(kafka_bootstrap: str, tmp_path: Path
         "maintenance.lead_time_violation", "maintenance.reminder", "maintenance.cancelled",
     }  # fmt: skip
     assert [dict(r.headers)["sla-error-reason"] for r in dead] == [b"unknown_ticket"]
+    named = {(e["subject"], e["data"]["policy"]) for e in expected if e["subject"] < "T-E"}
+    if policy == "plain":
+        assert {version for _, version in named} == {"default@1"}
+    else:
+        assert {s: v for s, v in named if s in ("T-B", "T-C", "T-D")} == {
+            "T-B": "demo@1", "T-C": "cadence@1", "T-D": "demo@2"
+        }  # fmt: skip
+        kinds = {(e["subject"], e["type"]) for e in expected}
+        # The renewal's 1.5 s breaches T-D before its resolve at 3 s (the demo's 10 s would
+        # not); c3's cadence sends T-C update reminders (normal has none in the demo's).
+        assert {("T-D", "sla.breach"), ("T-C", "sla.update_due")} <= kinds

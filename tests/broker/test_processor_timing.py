@@ -25,7 +25,7 @@ import pytest
 
 from processor.partitioning import partition_of_key
 from processor.replay import read_events, replay
-from processor.sla.policy import load_policy
+from processor.sla.policy_set import PolicySet, load_policies
 from schemas.outputs import cloudevent
 from tests.histories import histories
 
@@ -36,14 +36,21 @@ from .worker_harness import replayed as replayed_in_seconds
 DEFAULT_POLICY = REPO_ROOT / "processor" / "sla" / "default_policy.toml"
 # The seed's with warnings, acknowledgements, corrections and surveys on.
 EXTENDED_POLICY = REPO_ROOT / "examples" / "policies" / "extended.toml"
-POLICIES = {path: load_policy(path) for path in (DEFAULT_POLICY, EXTENDED_POLICY)}
+POLICIES: dict[Path, PolicySet] = {}
+
+
+def policies(path: Path) -> PolicySet:
+    """The policy (or set) of a file, loaded once."""
+    if path not in POLICIES:
+        POLICIES[path] = load_policies(path)
+    return POLICIES[path]
 
 
 def replayed(
     lines: list[bytes], until: datetime, policy: Path = DEFAULT_POLICY
 ) -> list[dict[str, Any]]:
     """What `sla-processor replay --until` gives under the policy, without `emitted_at`."""
-    result = replay(read_events(lines, io.StringIO()), POLICIES[policy], until, io.StringIO())
+    result = replay(read_events(lines, io.StringIO()), policies(policy), until, io.StringIO())
     return [comparable(orjson.dumps(cloudevent(o, o.time))) for o in result.outputs]
 
 
@@ -53,7 +60,7 @@ def history(
     end = datetime.now(UTC) - timedelta(minutes=1)
     return histories(
         seed, tickets=tickets, maintenances=tickets // 10,
-        start=end - timedelta(days=days), end=end, policy=POLICIES[policy],
+        start=end - timedelta(days=days), end=end, policy=policies(policy),
     )  # fmt: skip
 
 
@@ -358,3 +365,68 @@ def test_a_lagging_worker_emits_nothing_that_arrived_before_it_fired(
     assert hold > 0
     released = sum(v for (name, _), v in held.items() if name == "sla_ticks_released_total")
     assert released > 0  # by either route: which one depends on what the client had in hand
+
+
+def a_policy_set(path: Path, cut: datetime) -> Path:
+    """The seed's policy renewed at `cut` (shorter high targets, a faster high ladder), and
+    customer c3 on London office hours for every severity but urgent (docs/policies.md)."""
+    office = (DEFAULT_POLICY.read_text() + "\n[calendars.office]\ntimezone = \"Europe/London\"\n"
+              "holidays = [\"2026-12-25\", \"2026-12-28\", \"2027-01-01\"]\n"
+              "[calendars.office.weekly]\n" + "".join(
+                  f"{day} = [\"09:00-17:30\"]\n" for day in ("mon", "tue", "wed", "thu", "fri"))
+              + "[clocks]\nhigh = \"office\"\nnormal = \"office\"\nlow = \"office\"\n")  # fmt: skip
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "office.toml").write_text(office)
+    renewal = cut.isoformat().replace("+00:00", "Z")
+    (path / "set.toml").write_text(f"""
+default = "standard"
+[[policies.standard.versions]]
+label = "1"
+effective_from = 2020-01-01T00:00:00Z
+[[policies.standard.versions]]
+label = "2"
+effective_from = {renewal}
+[policies.standard.versions.overrides.response_targets]
+high = {{ premium = "PT30M", select = "PT45M", basic = "PT60M" }}
+[[policies.standard.versions.overrides.escalation.high]]
+step = 1
+after = "PT0S"
+actions = [{{ role = "tier1", action = "route" }}]
+[[policies.standard.versions.overrides.escalation.high]]
+step = 2
+after = "PT1H"
+actions = [{{ role = "tier2", action = "route" }}]
+[[policies.office.versions]]
+label = "1"
+effective_from = 2020-01-01T00:00:00Z
+file = "office.toml"
+[[select]]
+policy = "office"
+customer_id = ["c3"]
+""")
+    return path / "set.toml"
+
+
+@pytest.mark.parametrize(("guarantee", "store"), [("exactly_once", "memory://"),
+                                                  ("at_least_once", "rocksdb://")])  # fmt: skip
+def test_a_burst_of_history_under_a_policy_set_gives_replay_s_outputs(
+    kafka_bootstrap: str, tmp_path: Path, guarantee: str, store: str
+) -> None:
+    """Three days of history under a policy set renewed half-way through, one customer on
+    office hours: replay's outputs, ids and the version each names included."""
+    now = datetime.now(UTC)
+    policy = a_policy_set(tmp_path / "policies", now - timedelta(days=1, hours=12))
+    worker = a_worker(kafka_bootstrap, tmp_path / "w0", guarantee, store, policy=policy)
+    worker.create_topics()
+    worker.start()
+    rows = history(seed=21, days=3, policy=DEFAULT_POLICY)
+    try:
+        publish(worker, rows, "murmur2")
+        expected = replayed([v for _, v in rows], datetime.now(UTC), policy)
+        got = settled(worker, len(expected))
+        cut = datetime.now(UTC) - timedelta(seconds=3)
+    finally:
+        worker.stop()
+    named = Counter(e["data"]["policy"] for e in expected)
+    assert set(named) == {"standard@1", "standard@2", "office@1"}, named
+    compare(got, rows, cut, repeats_allowed=False, policy=policy)

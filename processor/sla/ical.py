@@ -235,7 +235,6 @@ def _dates(events: list[_Event], start: date, end: date) -> Iterator[date]:
         replaced = moved.get(event.uid or "", set()) if event.get("RECURRENCE-ID") is None else ()
         since = start - timedelta(days=min(extent, (start - date.min).days))
         for day in _occurrences(event, first, since, end, budget).difference(replaced):
-            budget.spend(event.line)
             for covered in _covered(day, extent, start, end):
                 budget.spend(event.line)
                 yield covered
@@ -299,7 +298,9 @@ def _occurrences(
     for prop in event.every("RRULE"):
         days.update(_expand(_parse_rule(prop, event.label), first, since, end, budget, prop.line))
     for prop in event.every("RDATE"):
-        days.update(moment.day for moment in _moments(prop))
+        for moment in _moments(prop):
+            budget.spend(prop.line)
+            days.add(moment.day)
     for prop in event.every("EXDATE"):
         days.difference_update(moment.day for moment in _moments(prop))
     return days
@@ -395,11 +396,11 @@ def _rule(parts: dict[str, str], line: int) -> _Rule:
         raise ValueError(f"{_show(', '.join(unsupported))} is not supported")
     if "COUNT" in parts and "UNTIL" in parts:
         raise ValueError("COUNT and UNTIL together are not allowed")
+    if "BYDAY" in parts and "BYMONTH" not in parts:
+        raise ValueError("BYDAY without BYMONTH (weekdays of the whole year) is not supported")
     weekdays = tuple(_weekday(item) for item in _items(parts, "BYDAY"))
     months = tuple(sorted({_int(item, "BYMONTH", 1, 12) for item in _items(parts, "BYMONTH")}))
     month_days = tuple(_int(item, "BYMONTHDAY", -31, 31) for item in _items(parts, "BYMONTHDAY"))
-    if weekdays and not months:
-        raise ValueError("BYDAY without BYMONTH (weekdays of the whole year) is not supported")
     if month_days and any(ordinal is not None for ordinal, _ in weekdays):
         raise ValueError("BYDAY with an ordinal and BYMONTHDAY together are not supported")
     until = parts.get("UNTIL")
@@ -454,6 +455,7 @@ def _expand(
             if day > end or _past(rule.until, day, first.clock) or made == rule.count:
                 return
             made += 1
+            budget.spend(line)
             yield day
         year += rule.interval
 

@@ -26,6 +26,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from processor.sla.business_hours import ALWAYS_ON, BusinessCalendar, WorkingClock, parse_weekly
 from processor.sla.exceptions import SlaError
+from processor.sla.ical import IcalError, holidays_from_ical
 from processor.sla.vocabulary import Severity, Tier
 
 
@@ -249,13 +250,33 @@ class _CalendarFile(BaseModel):
     timezone: str
     weekly: dict[str, tuple[str, ...]]
     holidays: tuple[date, ...] = ()
+    # iCalendar files (RFC 5545), relative to the policy file: their events' dates are holidays.
+    holidays_ical: tuple[str, ...] = ()
 
-    def build(self) -> BusinessCalendar:
+    def build(self, root: Path | None) -> BusinessCalendar:
         try:
             zone = ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {self.timezone!r}") from exc
-        return BusinessCalendar(zone, parse_weekly(self.weekly), frozenset(self.holidays))
+        holidays = frozenset(self.holidays).union(*(_ical(root, f) for f in self.holidays_ical))
+        return BusinessCalendar(zone, parse_weekly(self.weekly), holidays)
+
+
+# Dates an iCalendar file's yearly rules are expanded over.
+ICAL_RANGE: Final = (date(1970, 1, 1), date(2100, 12, 31))
+
+
+def _ical(root: Path | None, name: str) -> frozenset[date]:
+    path = Path(name) if root is None else root / name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"holidays_ical: cannot read {path}: {exc}") from None
+    start, end = ICAL_RANGE
+    try:
+        return holidays_from_ical(text, source=str(path), start=start, end=end)
+    except IcalError as exc:
+        raise ValueError(f"holidays_ical: {exc}") from None
 
 
 class _PolicyFile(BaseModel):
@@ -361,7 +382,7 @@ def _compile(spec: _PolicyFile, calendars: Mapping[str, BusinessCalendar]) -> Po
             else SurveyRule(spec.survey.delay, frozenset(spec.survey.severities))
         ),
         retractions=spec.retractions.enabled,
-        fingerprint=_fingerprint(spec),
+        fingerprint=_fingerprint(spec, calendars),
     )
 
 
@@ -370,15 +391,20 @@ def _compile(spec: _PolicyFile, calendars: Mapping[str, BusinessCalendar]) -> Po
 DEADLINE_RULES: Final = 1
 
 
-def _fingerprint(spec: _PolicyFile) -> str:
+def _fingerprint(spec: _PolicyFile, calendars: Mapping[str, BusinessCalendar]) -> str:
     """A digest of what a stored next deadline depends on besides the state: the validated
-    document, the engine's deadline rules and the time-zone database. Equal inputs agree
-    across processes."""
-    identity = {
+    document, the holidays its iCalendar files name, the engine's deadline rules and the
+    time-zone database. Equal inputs agree across processes."""
+    identity: dict[str, Any] = {
         "policy": spec.model_dump(mode="json"),
         "rules": DEADLINE_RULES,
         "tzdata": _tzdata_version(),
     }
+    if any(c.holidays_ical for c in spec.calendars.values()):
+        identity["holidays"] = {
+            name: sorted(day.isoformat() for day in calendars[name].holidays)
+            for name in sorted(spec.calendars)
+        }
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return blake2b(canonical.encode(), digest_size=6).hexdigest()
 
@@ -405,8 +431,11 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def parse_policy(document: Mapping[str, Any], source: str = "policy") -> Policy:
-    """Validate a policy document (already decoded) and compile it into frozen values."""
+def parse_policy(
+    document: Mapping[str, Any], source: str = "policy", root: Path | None = None
+) -> Policy:
+    """Validate a policy document (already decoded) and compile it into frozen values; files it
+    names (holidays_ical) are relative to `root`."""
     try:
         spec = _PolicyFile.model_validate(document)
     except ValidationError as exc:
@@ -414,7 +443,7 @@ def parse_policy(document: Mapping[str, Any], source: str = "policy") -> Policy:
     calendars: dict[str, BusinessCalendar] = {}
     for name, calendar in spec.calendars.items():
         try:
-            calendars[name] = calendar.build()
+            calendars[name] = calendar.build(root)
         except ValueError as exc:
             raise PolicyError(f"{source}: calendars.{name}: {exc}") from None
     return _compile(spec, calendars)
@@ -440,4 +469,4 @@ def load_policy(path: Path | None = None) -> Policy:
         raise PolicyError(f"{path}: cannot read the policy: {exc}") from None
     if not isinstance(document, dict):
         raise PolicyError(f"{path}: the policy must be a table/object at the top level")
-    return parse_policy(document, str(path))
+    return parse_policy(document, str(path), path.parent)

@@ -251,7 +251,8 @@ def _version(
     base = dict(seed) if spec.file is None else read(spec.file, where)
     document = _merged(base, spec.overrides)
     label = spec.file or DEFAULT_POLICY_NAME
-    policy = parse_policy(document, f"{where} ({label})")
+    root = read.root if spec.file is None else (read.root / spec.file).parent
+    policy = parse_policy(document, f"{where} ({label})", root)
     key = f"{name}@{spec.label}"
     digest = blake2b(f"{key}\x1f{policy.fingerprint}".encode(), digest_size=6).hexdigest()
     effective = spec.effective_from.astimezone(UTC)
@@ -309,5 +310,5 @@ def load_policies(path: Path | None = None) -> PolicySet:
         return single(load_policy())
     document = _read_document(path, str(path))
     if not is_set(document):
-        return single(parse_policy(document, str(path)))
+        return single(parse_policy(document, str(path), path.parent))
     return parse_set(document, str(path), _Reader(path.parent), default_document())

@@ -401,3 +401,53 @@ def test_the_property_history_spans_every_version(tmp_path: Path) -> None:
     result = replay(((n, parse_event(raw)) for n, (_, raw) in enumerate(lines)), book,
                     start + timedelta(days=16), io.StringIO())  # fmt: skip
     assert {o.policy for o in result.outputs} == set(book.versions)
+
+
+def test_holidays_from_an_icalendar_file_stop_the_clock() -> None:
+    """Normal/premium, 4 working hours in Sydney. Opened Thursday 2026-04-02 15:00 AEDT (04:00Z):
+    two hours that day; Good Friday, the weekend and Easter Monday are holidays in the example's
+    .ics; Tuesday 09:00 AEST (daylight saving ended on the 5th) plus two hours is 01:00Z."""
+    book = load_policies(EXAMPLE)
+    opened = datetime(2026, 4, 2, 4, 0, tzinfo=UTC)
+    ticket = open_event("T-easter", opened, severity="normal", region="apac")
+    _, outputs = run(book, ticket, datetime(2026, 4, 8, tzinfo=UTC))
+    assert [o.time for o in outputs if isinstance(o, Breach)] == [
+        datetime(2026, 4, 7, 1, 0, tzinfo=UTC)
+    ]
+
+
+def test_an_unreadable_icalendar_file_names_the_policy_the_calendar_and_the_line(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "bad.ics").write_text(
+        "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART:2026-12-25\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    policy = _seed_text() + (
+        '[calendars.office]\ntimezone = "Europe/London"\nholidays_ical = ["bad.ics"]\n'
+        '[calendars.office.weekly]\nmon = ["09:00-17:00"]\n'
+    )
+    (tmp_path / "office.toml").write_text(policy)
+    with pytest.raises(PolicyError) as caught:
+        load_policies(tmp_path / "office.toml")
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'office.toml'}: calendars.office: holidays_ical: ")
+    assert f"{tmp_path / 'bad.ics'}: line 3" in message
+    (tmp_path / "office.toml").write_text(policy.replace("bad.ics", "missing.ics"))
+    with pytest.raises(PolicyError, match=r"holidays_ical: cannot read .*missing\.ics"):
+        load_policies(tmp_path / "office.toml")
+
+
+def test_the_fingerprint_follows_the_icalendar_file(tmp_path: Path) -> None:
+    """A stored deadline depends on the holidays: another file content, another fingerprint."""
+    ics = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART;VALUE=DATE:{day}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    (tmp_path / "h.ics").write_text(ics.format(day="20261225"))
+    policy = _seed_text() + (
+        '[calendars.office]\ntimezone = "Europe/London"\nholidays_ical = ["h.ics"]\n'
+        '[calendars.office.weekly]\nmon = ["09:00-17:00"]\n[clocks]\nlow = "office"\n'
+    )
+    (tmp_path / "p.toml").write_text(policy)
+    first = load_policies(tmp_path / "p.toml").versions["default@1"].policy
+    assert first.calendars["office"].holidays == frozenset({datetime(2026, 12, 25).date()})
+    (tmp_path / "h.ics").write_text(ics.format(day="20261228"))
+    second = load_policies(tmp_path / "p.toml").versions["default@1"].policy
+    assert first.fingerprint != second.fingerprint

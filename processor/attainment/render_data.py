@@ -10,13 +10,13 @@ from typing import Any
 
 import orjson
 
-from processor.attainment.compute import (
+from processor.attainment.figures import FIRST_RESPONSE, LEAD_TIME
+from processor.attainment.values import (
     Attainment,
     AttainmentRow,
     Tally,
     TicketFigures,
 )
-from processor.attainment.figures import FIRST_RESPONSE, LEAD_TIME
 
 SCHEMA = "sla-processor/attainment-report"
 VERSION = 1

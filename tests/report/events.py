@@ -10,7 +10,8 @@ from typing import Any, Final
 
 import orjson
 
-from processor.attainment.compute import Attainment, of_replay
+from processor.attainment.compute import of_replay
+from processor.attainment.values import Attainment
 from processor.replay import read_arrivals, read_events, replay, replay_arrivals
 from processor.sla.policy import Policy, load_policy
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from processor.attainment.compute import Attainment, Outcome, Tally, compute
+from processor.attainment.compute import compute
 from processor.attainment.figures import FIRST_RESPONSE, LEAD_TIME, iso_week, percentile
+from processor.attainment.values import Attainment, Outcome, Tally
 from processor.sla.vocabulary import Severity, Tier
 
 from .events import EXTENDED, MIN, T0, D, H, Lines, arrival_figures, arrived, figures

@@ -9,8 +9,9 @@ import re
 from collections import Counter
 
 from processor.attainment.compute import compute
+from processor.attainment.html_parts import span
 from processor.attainment.render_data import CSV_COLUMNS, document, to_csv, to_json
-from processor.attainment.render_html import embed, render, span
+from processor.attainment.render_html import embed, render
 
 from .generator import HOSTILE
 from .render_fixtures import generated_document, generated_report

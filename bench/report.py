@@ -5,6 +5,7 @@ figures, the document, HTML, JSON and CSV; and the command as a whole."""
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import tempfile
 import time
@@ -38,6 +39,7 @@ def _phases(events: Path) -> tuple[dict[str, float], dict[str, int]]:
             phases, "read_and_replay", lambda: replay(read_events(source, io.StringIO()), policy,
                                                       None, io.StringIO())
         )  # fmt: skip
+    gc.freeze()  # as the command does
     figures = _timed(phases, "compute", lambda: of_replay(result))
     doc = _timed(phases, "document", lambda: document(figures, result.events))
     html = _timed(phases, "html", lambda: render(doc))

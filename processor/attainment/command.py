@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,6 +64,9 @@ def outputs(request: Request) -> Iterator[tuple[Path, str]]:
 def run(request: Request) -> int:
     policy = _load(request.policy)
     result = _replayed(request, policy)
+    # The replay's states and outputs live to the end: kept out of the collector's scans, the
+    # figures of 100k tickets take 3.7 s instead of 5.9 s (bench/report.py).
+    gc.freeze()
     doc = document(of_replay(result), result.events, result.skipped_after_until)
     for path, kind in outputs(request):
         if kind == "html":

@@ -81,10 +81,14 @@ def compute(
 
 
 def _standing(outputs: Sequence[Output]) -> tuple[list[Output], int]:
+    """The outputs no retraction withdrew, and how many were withdrawn."""
     withdrawn = {o.retracted_id for o in outputs if isinstance(o, Retraction)}
-    standing = [o for o in outputs if not isinstance(o, Retraction) and o.id not in withdrawn]
-    retracted = len({o.id for o in outputs if o.id in withdrawn})
-    return standing, retracted
+    kept = [o for o in outputs if not isinstance(o, Retraction)]
+    if not withdrawn:  # an id is a digest: computed only when there is something to match
+        return kept, 0
+    ids = [o.id for o in kept]
+    standing = [o for o, key in zip(kept, ids, strict=True) if key not in withdrawn]
+    return standing, len(withdrawn & set(ids))
 
 
 def _only(outputs: Iterable[Output], kind: type[_T]) -> list[_T]:

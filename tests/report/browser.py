@@ -109,9 +109,11 @@ class DevTools:
             raise RuntimeError(f"evaluation failed: {answer['exceptionDetails']}")
         return answer["result"].get("value")
 
-    async def until(self, method: str, timeout: float = 30) -> None:
+    async def until(self, method: str, since: int = 0, timeout: float = 30) -> None:
+        """Wait for an event `method` among the events from index `since` on."""
+
         async def seen() -> None:
-            while not any(event.get("method") == method for event in self.events):
+            while not any(event.get("method") == method for event in self.events[since:]):
                 await asyncio.sleep(0.02)
 
         await asyncio.wait_for(seen(), timeout)
@@ -179,13 +181,14 @@ async def _listening(process: subprocess.Popen[bytes], log: Path) -> str:
 
 async def load(tools: DevTools, url: str) -> Page:
     """Open `url`, wait for its load event and a frame drawn; what the page reported."""
+    since = len(tools.events)  # about:blank's own load event may come in late: not this one
     await tools.send("Page.navigate", url=url)
-    await tools.until("Page.loadEventFired")
+    await tools.until("Page.loadEventFired", since)
     await tools.evaluate(
         "new Promise(function (r) { requestAnimationFrame(function () { r(1); }); })"
     )
     page = Page()
-    for event in tools.events:
+    for event in tools.events[since:]:
         method, params = event.get("method"), event.get("params", {})
         if method == "Runtime.exceptionThrown":
             page.problems.append(f"exception: {params['exceptionDetails']}")

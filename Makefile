@@ -29,10 +29,12 @@ $(ASYNCAPI)/node_modules/.installed: $(ASYNCAPI)/package-lock.json
 	npm ci --prefix $(ASYNCAPI) --no-audit --no-fund --loglevel=error
 	touch $@
 
-# kcat (an independent Kafka client) and promtool (Prometheus) are used by the tests.
+# kcat (an independent Kafka client) and promtool (Prometheus) are used by the tests, Chromium
+# by the HTML report's browser test (tests/report/test_browser.py).
 tools:
 	@missing=""; command -v kcat >/dev/null || missing+=" kcat"; \
 	 command -v promtool >/dev/null || missing+=" prometheus"; \
+	 command -v chromium >/dev/null || missing+=" chromium"; \
 	 if [ -n "$$missing" ]; then \
 	   if [ "$$(id -u)" = 0 ]; then \
 	     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \

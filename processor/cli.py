@@ -1,4 +1,4 @@
-"""The `sla-processor` command: worker, ingest, create-topics, dlq, replay and demo."""
+"""The `sla-processor` command: worker, ingest, create-topics, dlq, replay, report and demo."""
 
 from __future__ import annotations
 
@@ -125,9 +125,41 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--since", type=_instant, help="only dead letters from this instant on")
         if action == "redrive":
             sub.add_argument("--dry-run", action="store_true", help="say what would be sent")
+    _report_parser(commands)
     demo = commands.add_parser("demo", help="a scripted minute of tickets through a real worker")
     demo.add_argument("--seconds", type=float, default=40.0, help="how long to watch the outputs")
     return parser
+
+
+def _report_parser(commands: Any) -> None:
+    text = (
+        "replay a JSONL file and write an SLA attainment report (HTML, JSON, CSV; docs/report.md)"
+    )
+    report = commands.add_parser("report", help=text, description=text)
+    report.add_argument("events", type=Path, help="one CloudEvent per line ('-' for stdin)")
+    report.add_argument(
+        "--policy", type=Path, help="policy file (TOML or JSON); default: the seed's"
+    )
+    report.add_argument("--until", type=_instant, help="fire timers up to this instant (RFC 3339)")
+    report.add_argument("--arrival", action="store_true", help="lines in arrival order (as replay)")
+    for kind in ("html", "json", "csv"):
+        report.add_argument(f"--{kind}", type=Path, metavar="OUT", help=f"write the {kind.upper()}"
+                            " report to OUT ('-' for stdout)")  # fmt: skip
+
+
+def _report(args: argparse.Namespace) -> int:
+    from processor.attainment.command import STDOUT, Request, outputs, run
+
+    request = Request(args.events, args.policy, args.until, args.arrival, args.html, args.json,
+                      args.csv)  # fmt: skip
+    chosen = [path for path, _ in outputs(request)]
+    if not chosen:
+        sys.stderr.write("sla-processor report: name at least one of --html, --json, --csv\n")
+        return EXIT_USAGE
+    if chosen.count(STDOUT) > 1:
+        sys.stderr.write("sla-processor report: '-' may stand for one stream only\n")
+        return EXIT_USAGE
+    return run(request)
 
 
 def _lines(source: BinaryIO, progress: bool) -> Iterator[bytes]:
@@ -289,6 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "replay":
             return _replay(args)
+        if args.command == "report":
+            return _report(args)
         # Imported late: Faust is heavy, and replay needs none of it.
         if args.command == "demo":
             from processor import demo

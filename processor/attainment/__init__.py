@@ -1,0 +1,1 @@
+"""SLA attainment reports of a replay: figures (compute), JSON and CSV (render_data), HTML."""

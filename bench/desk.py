@@ -51,11 +51,12 @@ class _Ids:
 
 
 def _event(ids: _Ids, kind: str, subject: str, at: datetime, data: dict[str, Any]) -> bytes:
-    return orjson.dumps({
+    # A right-sized copy: orjson's result keeps its 4 KiB working buffer (19 GB for a year).
+    return bytes(memoryview(orjson.dumps({
         "specversion": "1.0", "id": ids.next(), "source": "bench.desk", "type": kind,
         "time": at.isoformat(timespec="seconds").replace("+00:00", "Z"), "subject": subject,
         "data": data,
-    })  # fmt: skip
+    })))  # fmt: skip
 
 
 def _weighted(rng: random.Random, pairs: tuple[tuple[str, float], ...]) -> str:

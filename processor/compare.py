@@ -3,8 +3,10 @@
 Per ticket (or maintenance), the outputs one policy emits and the other does not (`gained`
 under B, `lost` under B) and those both emit at different times (`moved`: an output's id names
 its logical event, a breach or an escalation step, not when it falls due); per severity, tier
-and customer, the initial-response attainment under each; per output type and severity, the
-counts under each. Retracted outputs do not count.
+and customer, the initial-response attainment under each, as the attainment report counts it
+(`processor.attainment`: a ticket whose breach stands is breached, one answered without is met,
+else pending); per output type and severity, the counts under each. Retracted outputs do not
+count.
 """
 
 from __future__ import annotations
@@ -14,32 +16,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from processor.attainment.compute import standing_outputs, tally, ticket_figures
+from processor.attainment.render_data import tally_fields
+from processor.attainment.values import Tally, TicketFigures
 from processor.replay import ReplayResult
-from processor.sla.outputs import Escalation, Output, Retraction
-from processor.sla.ticket import Ticket
+from processor.sla.outputs import Escalation, Output
 from schemas.outputs import rfc3339
 
 TEXT_TICKETS: Final = 20  # tickets listed in the text form (the JSON lists them all)
 TEXT_CUSTOMERS: Final = 20
-
-
-@dataclass(slots=True)
-class Attainment:
-    tickets: int = 0
-    met: int = 0
-    breached: int = 0
-
-    @property
-    def percent(self) -> float | None:
-        decided = self.met + self.breached
-        return round(100.0 * self.met / decided, 2) if decided else None
-
-    def add(self, ticket: Ticket) -> None:
-        self.tickets += 1
-        if ticket.breached_at is not None:
-            self.breached += 1
-        elif ticket.responded_at is not None:
-            self.met += 1
 
 
 @dataclass(slots=True)
@@ -59,26 +44,23 @@ class Difference:
 class Comparison:
     names: tuple[str, str]
     subjects: dict[str, Difference]
-    attainment: dict[tuple[str, str], tuple[Attainment, Attainment]]  # (dimension, value)
+    attainment: dict[tuple[str, str], tuple[Tally, Tally]]  # (dimension, value)
     counts: dict[tuple[str, str], tuple[int, int]]  # (output type, severity or "")
     outputs: tuple[int, int]
 
 
 def compare(a: ReplayResult, b: ReplayResult, names: tuple[str, str]) -> Comparison:
-    standing_a, standing_b = _standing(a.outputs), _standing(b.outputs)
+    standing_a, standing_b = standing_outputs(a.outputs)[0], standing_outputs(b.outputs)[0]
     return Comparison(
         names,
         _differences(standing_a, standing_b),
-        _attainment(a.tickets.values(), b.tickets.values()),
+        _attainment(
+            ticket_figures(a.tickets, standing_a, a.horizon),
+            ticket_figures(b.tickets, standing_b, b.horizon),
+        ),
         _counts(standing_a, standing_b),
         (len(standing_a), len(standing_b)),
     )
-
-
-def _standing(outputs: Iterable[Output]) -> list[Output]:
-    outputs = list(outputs)
-    withdrawn = {o.retracted_id for o in outputs if isinstance(o, Retraction)}
-    return [o for o in outputs if o.id not in withdrawn and not isinstance(o, Retraction)]
 
 
 def _differences(a: list[Output], b: list[Output]) -> dict[str, Difference]:
@@ -97,20 +79,21 @@ def _differences(a: list[Output], b: list[Output]) -> dict[str, Difference]:
 
 
 def _attainment(
-    a: Iterable[Ticket], b: Iterable[Ticket]
-) -> dict[tuple[str, str], tuple[Attainment, Attainment]]:
-    rows: dict[tuple[str, str], tuple[Attainment, Attainment]] = {}
-    for side, tickets in enumerate((a, b)):
-        for ticket in tickets:
+    a: list[TicketFigures], b: list[TicketFigures]
+) -> dict[tuple[str, str], tuple[Tally, Tally]]:
+    """The report's initial-response tallies (attainment.compute) overall and per severity,
+    tier and customer, under A and B."""
+    groups: dict[tuple[str, str], tuple[list[TicketFigures], list[TicketFigures]]] = {}
+    for side, figures in enumerate((a, b)):
+        for figure in figures:
             for key in (
                 ("all", ""),
-                ("severity", ticket.severity.value),
-                ("support_tier", ticket.tier.value),
-                ("customer_id", ticket.customer_id),
+                ("severity", figure.severity.value),
+                ("support_tier", figure.tier.value),
+                ("customer_id", figure.customer_id),
             ):
-                pair = rows.setdefault(key, (Attainment(), Attainment()))
-                pair[side].add(ticket)
-    return dict(sorted(rows.items()))
+                groups.setdefault(key, ([], []))[side].append(figure)
+    return {key: (tally(pair[0]), tally(pair[1])) for key, pair in sorted(groups.items())}
 
 
 def _counts(a: list[Output], b: list[Output]) -> dict[tuple[str, str], tuple[int, int]]:
@@ -134,8 +117,8 @@ def as_json(comparison: Comparison) -> dict[str, Any]:
             {
                 "dimension": dimension,
                 "value": value,
-                "a": _attained(pair[0]),
-                "b": _attained(pair[1]),
+                "a": tally_fields(pair[0]),
+                "b": tally_fields(pair[1]),
             }
             for (dimension, value), pair in comparison.attainment.items()
         ],
@@ -155,15 +138,6 @@ def as_json(comparison: Comparison) -> dict[str, Any]:
             }
             for subject, diff in comparison.subjects.items()
         ],
-    }
-
-
-def _attained(row: Attainment) -> dict[str, Any]:
-    return {
-        "tickets": row.tickets,
-        "met": row.met,
-        "breached": row.breached,
-        "attainment": row.percent,
     }
 
 
@@ -197,8 +171,8 @@ def as_text(comparison: Comparison) -> str:
         a, b = rows[key]
         change = _change((a, b))
         lines.append(
-            f"| {key[0]} | {key[1]} | {a.tickets} | {a.met} | {a.breached} | {_pct(a.percent)} "
-            f"| {b.met} | {b.breached} | {_pct(b.percent)} "
+            f"| {key[0]} | {key[1]} | {a.tickets} | {a.met} | {a.breached} | {_pct(a.attainment)} "
+            f"| {b.met} | {b.breached} | {_pct(b.attainment)} "
             f"| {'n/a' if change is None else f'{change:+.2f}'} |"
         )
     lines += ["", "| output | severity | A | B | change |", "|---|---|---:|---:|---:|"]
@@ -215,8 +189,8 @@ def as_text(comparison: Comparison) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _change(pair: tuple[Attainment, Attainment]) -> float | None:
-    a, b = pair[0].percent, pair[1].percent
+def _change(pair: tuple[Tally, Tally]) -> float | None:
+    a, b = pair[0].attainment, pair[1].attainment
     return None if a is None or b is None else round(b - a, 2)
 
 

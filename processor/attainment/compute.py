@@ -52,20 +52,15 @@ def compute(
     *,
     top: int = 20,
 ) -> Attainment:
-    standing, retracted = _standing(outputs)
-    breaches = {o.ticket_id: o for o in _only(standing, Breach)}
+    standing, retracted = standing_outputs(outputs)
     dues = _only(standing, UpdateDue)
     escalations = _only(standing, Escalation)
-    per_ticket_dues = Counter(o.ticket_id for o in dues)
-    figures = [
-        _ticket(tickets[key], breaches.get(key), per_ticket_dues[key], horizon)
-        for key in sorted(tickets)
-    ]
+    figures = ticket_figures(tickets, standing, horizon)
     return Attainment(
         horizon=horizon,
         outputs=len(standing),
         retracted=retracted,
-        overall=_tally(figures),
+        overall=tally(figures),
         attainment=_rows(figures, lambda f: (f.week, f.severity, f.tier, f.customer_id)),
         by_week_severity=_rows(figures, lambda f: (f.week, f.severity, None, None)),
         by_severity_tier=_rows(figures, lambda f: (None, f.severity, f.tier, None)),
@@ -80,7 +75,16 @@ def compute(
     )
 
 
-def _standing(outputs: Sequence[Output]) -> tuple[list[Output], int]:
+def ticket_figures(
+    tickets: Mapping[str, Ticket], standing: Sequence[Output], horizon: datetime | None
+) -> list[TicketFigures]:
+    """Each ticket's figures (by ticket id), from the outputs that stand."""
+    breaches = {o.ticket_id: o for o in _only(standing, Breach)}
+    dues = Counter(o.ticket_id for o in _only(standing, UpdateDue))
+    return [_ticket(tickets[key], breaches.get(key), dues[key], horizon) for key in sorted(tickets)]
+
+
+def standing_outputs(outputs: Sequence[Output]) -> tuple[list[Output], int]:
     """The outputs no retraction withdrew, and how many were withdrawn."""
     withdrawn = {o.retracted_id for o in outputs if isinstance(o, Retraction)}
     kept = [o for o in outputs if not isinstance(o, Retraction)]
@@ -113,7 +117,7 @@ def _ticket(
     )  # fmt: skip
 
 
-def _tally(figures: Iterable[TicketFigures]) -> Tally:
+def tally(figures: Iterable[TicketFigures]) -> Tally:
     counts = Counter(f.outcome for f in figures)
     return Tally(
         counts.total(), counts[Outcome.MET], counts[Outcome.BREACHED], counts[Outcome.PENDING]
@@ -130,7 +134,7 @@ def _rows(
     for figure in figures:
         groups[key(figure)].append(figure)
     return tuple(
-        AttainmentRow(*group, _tally(groups[group])) for group in sorted(groups, key=_order)
+        AttainmentRow(*group, tally(groups[group])) for group in sorted(groups, key=_order)
     )
 
 
@@ -177,7 +181,7 @@ def _customers(
     return tuple(
         CustomerRow(
             customer,
-            _tally(group),
+            tally(group),
             percentile(_spans(group), 90),
             sum(f.update_dues for f in group),
             escalated[customer],

@@ -33,7 +33,8 @@ def _instant(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
-def _tally(tally: Tally) -> dict[str, Any]:
+def tally_fields(tally: Tally) -> dict[str, Any]:
+    """A tally as the JSON documents name its fields."""
     return {
         "tickets": tally.tickets,
         "met": tally.met,
@@ -45,7 +46,7 @@ def _tally(tally: Tally) -> dict[str, Any]:
 
 def _row(row: AttainmentRow, *dimensions: str) -> dict[str, Any]:
     named = {"week": row.week, "severity": row.severity, "tier": row.tier, "customer": row.customer}
-    return {**{d: named[d] for d in dimensions}, **_tally(row.tally)}
+    return {**{d: named[d] for d in dimensions}, **tally_fields(row.tally)}
 
 
 def _ticket(figures: TicketFigures) -> dict[str, Any]:
@@ -75,7 +76,7 @@ def document(report: Attainment, events: int = 0, skipped_after_until: int = 0) 
         "outputs": report.outputs,
         "retracted_outputs": report.retracted,
         "summary": {
-            **_tally(report.overall),
+            **tally_fields(report.overall),
             "first_response_p50_seconds": _seconds(every.p50),
             "first_response_p90_seconds": _seconds(every.p90),
             "first_response_p99_seconds": _seconds(every.p99),
@@ -119,7 +120,7 @@ def _sections(report: Attainment) -> dict[str, list[dict[str, Any]]]:
         "customers": [
             {
                 "customer": r.customer,
-                **_tally(r.tally),
+                **tally_fields(r.tally),
                 "first_response_p90_seconds": _seconds(r.first_response_p90),
                 "update_dues": r.update_dues,
                 "escalations": r.escalations,

@@ -423,10 +423,11 @@ def _tzdata_version() -> str:
         return "unknown"
 
 
-def _describe(exc: ValidationError) -> str:
+def describe(exc: ValidationError, whole: str = "policy") -> str:
+    """A validation error as `field.path: message; ...` (`whole` when it is about no field)."""
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(part) for part in error["loc"]) or "policy"
+        where = ".".join(str(part) for part in error["loc"]) or whole
         problems.append(f"{where}: {error['msg']}")
     return "; ".join(problems)
 
@@ -439,7 +440,7 @@ def parse_policy(
     try:
         spec = _PolicyFile.model_validate(document)
     except ValidationError as exc:
-        raise PolicyError(f"{source}: {_describe(exc)}") from None
+        raise PolicyError(f"{source}: {describe(exc)}") from None
     calendars: dict[str, BusinessCalendar] = {}
     for name, calendar in spec.calendars.items():
         try:

@@ -34,6 +34,7 @@ from processor.sla.policy import (
     Policy,
     PolicyError,
     default_document,
+    describe,
     load_policy,
     parse_policy,
 )
@@ -218,7 +219,7 @@ def parse_set(
     try:
         spec = _SetFile.model_validate(document)
     except ValidationError as exc:
-        raise PolicyError(f"{source}: {_describe(exc)}") from None
+        raise PolicyError(f"{source}: {describe(exc, 'policy set')}") from None
     policies: dict[str, tuple[Version, ...]] = {}
     for name, entry in spec.policies.items():
         ordered = sorted(entry.versions, key=lambda v: v.effective_from)
@@ -282,14 +283,6 @@ def _rule(spec: _RuleFile) -> Rule:
         group(spec.contract),
         group(spec.region),
     )
-
-
-def _describe(exc: ValidationError) -> str:
-    problems = []
-    for error in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(part) for part in error["loc"]) or "policy set"
-        problems.append(f"{where}: {error['msg']}")
-    return "; ".join(problems)
 
 
 def _read_document(path: Path, where: str) -> dict[str, Any]:

@@ -55,10 +55,10 @@ def test_compare_names_gained_lost_and_moved_outputs_per_ticket(tmp_path: Path) 
     )
     rows = {(r["dimension"], r["value"]): r for r in document["attainment"]}
     assert rows[("severity", "high")]["a"] == {
-        "tickets": 3, "met": 2, "breached": 1, "attainment": 66.67
+        "tickets": 3, "met": 2, "breached": 1, "pending": 0, "attainment_pct": 66.67
     }  # fmt: skip
     assert rows[("severity", "high")]["b"] == {
-        "tickets": 3, "met": 1, "breached": 2, "attainment": 33.33
+        "tickets": 3, "met": 1, "breached": 2, "pending": 0, "attainment_pct": 33.33
     }  # fmt: skip
     assert rows[("customer_id", "acme")]["b"]["breached"] == 2
     assert rows[("support_tier", "premium")]["a"]["met"] == 2

@@ -5,7 +5,9 @@
 Tickets arrive through the year on a weekly rhythm (weekdays and office hours busier) from
 customers of Zipf-like sizes, each with a support tier and a region (amer, emea, apac; the
 region goes into `ticket.opened` for a policy set's rules). Severities 3 % urgent, 12 % high,
-55 % normal, 30 % low; a tenth opened without a severity (impact and problem type instead). Most
+55 % normal, 30 % low; a tenth opened without a severity (impact and problem type instead: they
+are answered on the time scale of the severity drawn for them, which the rules may classify
+otherwise, so some are late for the severity they get). Most
 are answered within their target, some late, some never; urgent and high tickets get progress
 updates about as often as the seed asks, sometimes late; some wait on the customer, change
 severity, are reopened. Resolved after hours to days, closed two days later. About two

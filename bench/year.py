@@ -82,7 +82,7 @@ def run(tickets: int, desk: Path, out: Path) -> dict[str, Any]:
     result["desk_bytes"] = desk.stat().st_size
     policy_set = out / "year-set.toml"
     out.mkdir(parents=True, exist_ok=True)
-    policy_set.write_text(SET.format(apac=EXAMPLES / "apac.toml"))
+    policy_set.write_text(SET.format(apac=os.path.relpath(EXAMPLES / "apac.toml", out)))
     cli = [sys.executable, "-m", "processor"]
     work = REPO / "var" / "bench-year"
     work.mkdir(parents=True, exist_ok=True)

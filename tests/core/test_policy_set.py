@@ -21,9 +21,9 @@ from processor.sla.policy import PolicyError, default_document, parse_policy
 from processor.sla.policy_set import DEFAULT, Facts, load_policies
 from processor.sla.ticket import Ticket
 from processor.sla.vocabulary import Tier
-from schemas.cloudevents import parse_event
+from schemas.cloudevents import InvalidEvent, parse_event
 from schemas.outputs import data as output_data
-from tests.core.factories import DEFAULT_POLICY, MIN, H, make_event, opened_data
+from tests.core.factories import DEFAULT_POLICY, MIN, H, envelope, make_event, opened_data, to_bytes
 from tests.histories import histories
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "policies" / "contracts" / "set.toml"
@@ -451,3 +451,22 @@ def test_the_fingerprint_follows_the_icalendar_file(tmp_path: Path) -> None:
     (tmp_path / "h.ics").write_text(ics.format(day="20261228"))
     second = load_policies(tmp_path / "p.toml").versions["default@1"].policy
     assert first.fingerprint != second.fingerprint
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("region", 5, "data.region: Input should be a valid string"),
+        ("contract", "", "data.contract: String should have at least 1 character"),
+        ("region", "x" * 300, "data.region: String should have at most 256 characters"),
+        ("contract", "a\nb", "data.contract: a control character or line separator"),
+    ],
+)
+def test_a_bad_contract_or_region_is_invalid_data(field: str, value: Any, message: str) -> None:
+    """The rules' fields are checked at the edge like the rest of `ticket.opened`: the event
+    goes to the dead-letter topic as `invalid_data`, naming the field."""
+    raw = to_bytes(envelope("ticket.opened", "T-1", RENEWAL, opened_data(**{field: value})))
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(raw)
+    assert caught.value.reason == "invalid_data"
+    assert message in str(caught.value)

@@ -115,7 +115,8 @@ def segments(events: Sequence[Entry], policy: Policy, as_of: datetime) -> list[d
     running time outside the calendar's working hours as out_of_hours. The last segment of an
     open ticket ends at `as_of`."""
     found: list[dict[str, Any]] = []
-    for this, following in zip(events, [*events[1:], None], strict=True):
+    following_events: list[Entry | None] = [*events[1:], None] if events else []
+    for this, following in zip(events, following_events, strict=True):
         start = _instant(this["time"])
         end = as_of if following is None else _instant(following["time"])
         after = this["after"]

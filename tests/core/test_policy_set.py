@@ -470,3 +470,17 @@ def test_a_bad_contract_or_region_is_invalid_data(field: str, value: Any, messag
         parse_event(raw)
     assert caught.value.reason == "invalid_data"
     assert message in str(caught.value)
+
+
+def test_the_timeline_names_the_version(tmp_path: Path) -> None:
+    from processor.sla.timeline import timeline
+
+    book = load_policies(renewed(tmp_path))
+    state, _ = run(book, open_event("T-1", RENEWAL, severity="high"))
+    assert isinstance(state, Ticket)
+    version = engine.of(state, book)
+    answer = timeline("T-1", [], 0, state, version.policy, RENEWAL + H)
+    assert (answer["policy_version"], answer["policy"]) == (
+        "standard@v2",
+        version.policy.fingerprint,
+    )

@@ -88,3 +88,13 @@ def test_events_of_other_tickets_and_of_unknown_ones_stay_out() -> None:
     found = answer(lines, EXTENDED, T0 + 2 * MIN)
     assert [e["id"] for e in found["events"]] == ["e3"]
     assert found["rejected"] == []
+
+
+def test_a_ticket_without_recorded_entries_has_a_timeline_of_its_state() -> None:
+    """A state stored before timelines were (an earlier release's) has no entries: its
+    timeline is its state and pending deadlines, no segments (it raised on the empty list)."""
+    lines = [line(1, "ticket.opened", T0, opened_data("premium", "high"))]
+    state = replay(read_events(lines, io.StringIO()), EXTENDED, T0, io.StringIO()).tickets["T-1"]
+    found = timeline("T-1", [], 0, state, EXTENDED, T0 + MIN)
+    assert (found["phase"], found["segments"], found["events"]) == ("open", [], [])
+    assert found["deadlines"]

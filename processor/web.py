@@ -60,6 +60,7 @@ def describe_maintenance(state: Maintenance, policy: Policy) -> dict[str, Any]:
     return {
         "maintenance_id": state.maintenance_id,
         "kind": state.kind,
+        "policy": state.policy,
         "revision": state.revision,
         "window_start": rfc3339(state.window_start),
         "window_end": rfc3339(state.window_end),

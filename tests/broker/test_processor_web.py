@@ -148,10 +148,11 @@ def test_views_metrics_and_binding(kafka_bootstrap: str, tmp_path: Path) -> None
         "clock_start": instant(0), "initial_response": instant(20), "next_escalation": None,
         "next_escalation_step": None, "paused": False, "breaches": [],
     }  # fmt: skip
+    assert {urgent["policy"], high["policy"], normal["policy"]} == {"default@1"}
     code, body = maintenance
     assert code == 200
     assert orjson.loads(body) == {
-        "maintenance_id": "M-WEB", "kind": "planned", "revision": 1,
+        "maintenance_id": "M-WEB", "kind": "planned", "policy": "default@1", "revision": 1,
         "window_start": instant(300), "window_end": instant(310), "cancelled": False,
         "next_reminder": instant(180), "next_reminder_offset": "PT2M",
     }  # fmt: skip

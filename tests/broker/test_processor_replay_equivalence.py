@@ -60,7 +60,9 @@ def upstream_key(value: bytes) -> bytes:
     return subject.encode() if subject in ("T-A", "T-C", "M-1") else b"tenant-" + subject.encode()
 
 
-def replayed(lines: list[bytes], until: datetime, policy: Path) -> list[dict[str, object]]:
+def replayed(
+    lines: list[bytes], until: datetime, policy: Path = SECONDS_POLICY
+) -> list[dict[str, object]]:
     result = replay(read_events(lines, io.StringIO()), load_policies(policy), until, io.StringIO())
     return [comparable(orjson.dumps(cloudevent(o, o.time))) for o in result.outputs]
 

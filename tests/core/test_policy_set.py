@@ -18,7 +18,7 @@ from processor.replay import replay
 from processor.sla import engine
 from processor.sla.outputs import Breach, Escalation, Output
 from processor.sla.policy import PolicyError, default_document, parse_policy
-from processor.sla.policy_set import DEFAULT, Facts, load_policies
+from processor.sla.policy_set import Facts, load_policies
 from processor.sla.ticket import Ticket
 from processor.sla.vocabulary import Tier
 from schemas.cloudevents import InvalidEvent, parse_event
@@ -374,7 +374,7 @@ def test_a_ticket_outputs_depend_only_on_the_version_in_force_at_its_clock_start
             facts = Facts(data.customer_id, data.support_tier, data.contract, data.region)
             opened[event.subject] = book.select(facts, event.time).key
         elif event.type == "maintenance.scheduled" and event.subject not in opened:
-            opened[event.subject] = book.in_force(DEFAULT_POLICY_NAME_IN_SET, event.time).key
+            opened[event.subject] = book.in_force(book.maintenance, event.time).key
     got = per_ticket(under_set.outputs)
     for subject, key in opened.items():
         assert got.get(subject, []) == plain[key].get(subject, []), subject
@@ -383,12 +383,8 @@ def test_a_ticket_outputs_depend_only_on_the_version_in_force_at_its_clock_start
     assert all(named[s] == opened[s] for s in named)
 
 
-DEFAULT_POLICY_NAME_IN_SET = "standard"
-
-
 def test_the_seed_document_is_the_default_policy() -> None:
     assert parse_policy(default_document()).fingerprint == DEFAULT_POLICY.fingerprint
-    assert DEFAULT == "default"
 
 
 def test_the_property_history_spans_every_version(tmp_path: Path) -> None:

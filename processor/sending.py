@@ -165,15 +165,25 @@ class Sender:
         headers: list[tuple[str, bytes]],
         partition: int,
     ) -> Ack:
-        transactional_id = None
-        if self._exactly_once:
-            app = self.topology.app
-            group = app.assignor.group_for_topic(self._ticks)
-            transactional_id = f"{app.conf.id}-{group}-{partition}"
         ack: Ack = await self._producer().send(
-            topic, key, value, None, None, headers, transactional_id=transactional_id
+            topic,
+            key,
+            value,
+            None,
+            None,
+            headers,
+            transactional_id=self.transactional_id(partition),
         )
         return ack
+
+    def transactional_id(self, partition: int) -> str | None:
+        """The transactional id of `partition`'s unit of work (Faust's, per source partition);
+        None under at-least-once."""
+        if not self._exactly_once:
+            return None
+        app = self.topology.app
+        group = app.assignor.group_for_topic(self._ticks)
+        return f"{app.conf.id}-{group}-{partition}"
 
     def _producer(self) -> Any:
         """Faust's aiokafka producer, in both modes (`app.producer`, never the transaction

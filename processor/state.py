@@ -19,6 +19,7 @@ from processor.sla.engine import Domain
 from processor.sla.policy_set import PolicySet
 from processor.sla.ticket import Phase, Ticket
 from processor.topology import Table, Wiring
+from processor.writes import Writes
 
 log = logging.getLogger(__name__)
 
@@ -60,27 +61,33 @@ class Indexed:
 class States:
     """The tickets and maintenances tables, seen as states (the codec's business stays here)."""
 
-    def __init__(self, topology: Wiring, policies: PolicySet) -> None:
+    def __init__(self, topology: Wiring, policies: PolicySet, writes: Writes | None = None) -> None:
         self.topology = topology
         self.policies = policies
         self.open_tickets: dict[int, Counter[OpenLabel]] = {}
+        # Reads and writes by partition, the changelog records sent by batch (processor.writes);
+        # without one, through the tables' own mapping methods.
+        self.writes = writes
 
     def table(self, domain: Domain) -> Table:
         return self.topology.maintenances if domain is Domain.MAINTENANCE else self.topology.tickets
 
-    def load(self, domain: Domain, subject: str, legacy_mark: datetime | None) -> Any:
+    def load(
+        self, domain: Domain, subject: str, legacy_mark: datetime | None, partition: int
+    ) -> Any:
         """The subject's state, or None (never stored, forgotten, or corrupt: logged).
 
         A value of an earlier release (`codec.LEGACY`) is advanced through its partition's
         fired watermark `legacy_mark`: that release fired it up to there without storing it.
         """
-        return self.load_value(domain, subject, legacy_mark)[0]
+        return self.load_value(domain, subject, legacy_mark, partition)[0]
 
     def load_value(
-        self, domain: Domain, subject: str, legacy_mark: datetime | None
+        self, domain: Domain, subject: str, legacy_mark: datetime | None, partition: int
     ) -> tuple[Any, str]:
         """`load`'s state, and the timeline text stored with it ("" when none)."""
-        raw = self.table(domain).get(subject.encode())
+        table, key = self.table(domain), subject.encode()
+        raw = table.get(key) if self.writes is None else self.writes.get(table, partition, key)
         if raw is None:
             return None, ""
         try:
@@ -104,17 +111,24 @@ class States:
     ) -> None:
         """Store `state` with `due`, its next deadline (the decision's: the engine guarantees it
         equals `engine.next_deadline(state)`), and its timeline text, or forget the subject."""
-        table = self.table(domain)
-        if state is None:
-            table.pop(subject.encode(), None)
-        else:
+        value = None
+        if state is not None:
             stored_under = engine.of(state, self.policies).fingerprint
             value = codec.encode_state(state, due, stored_under, timeline)
-            table[subject.encode()] = value
+        self._put(domain, subject, partition, value)
         self._count_open(partition, before, state)
 
-    def forget(self, domain: Domain, subject: str) -> None:
-        self.table(domain).pop(subject.encode(), None)
+    def forget(self, domain: Domain, subject: str, partition: int) -> None:
+        self._put(domain, subject, partition, None)
+
+    def _put(self, domain: Domain, subject: str, partition: int, value: bytes | None) -> None:
+        table, key = self.table(domain), subject.encode()
+        if self.writes is not None:
+            self.writes.put(table, partition, key, value)
+        elif value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
 
     def legacy_mark(self, partition: int) -> datetime | None:
         """The fired watermark an earlier release stored for `partition` (codec.LEGACY)."""

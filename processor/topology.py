@@ -16,6 +16,12 @@ from processor.sla.outputs import OutputTopic
 
 # The largest record the producer sends (Faust's default, stated: dead letters are cut to fit).
 MAX_REQUEST_SIZE = 1_000_000
+# The largest record batch the producer makes for one partition. A tick's outputs and table
+# writes are a few hundred records of a few hundred bytes per partition: at aiokafka's 16 KiB
+# default each batch after the first waits for the one before it to leave, and a 100k burst
+# drained in 54.2 s against 43.6 s at 512 KiB (bench.timers --sections burst, side by side,
+# 2026-12-03, bench/results/batches-2026-12-03/).
+MAX_BATCH_SIZE = 512 * 1024
 
 # RocksDB's default 2 GiB block cache would dwarf a 2-core worker; state values are small.
 ROCKSDB_OPTIONS = {"block_cache_size": 64 * 1024 * 1024}
@@ -197,6 +203,7 @@ def build(settings: Settings) -> Topology:
         broker_commit_interval=settings.commit_interval_seconds,
         producer_linger=settings.producer_linger_seconds,
         producer_max_request_size=MAX_REQUEST_SIZE,
+        producer_max_batch_size=MAX_BATCH_SIZE,
         consumer_metadata_max_age_ms=int(settings.metadata_max_age_seconds * 1000),
         producer_metadata_max_age_ms=int(settings.metadata_max_age_seconds * 1000),
         # Faust would read un-prefixed variables (WEB_BIND, PROCESSING_GUARANTEE, BROKER_URL...)

@@ -8,7 +8,7 @@ import logging.config
 import socket
 import tempfile
 import time
-from collections.abc import AsyncIterable, Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from processor import faust_fixes, web
 from processor.faust_fixes.internals import committed_offset
+from processor.faust_fixes.stream_batches import done, take_waiting
 from processor.health import Facts
 from processor.local_state import discard_unsafe_local_state, mark_clean_stop
 from processor.logs import logging_config
@@ -40,24 +41,38 @@ def utcnow() -> datetime:
 
 
 class Handler(Protocol):
-    async def handle(self, event: EventT[bytes]) -> None: ...
+    async def handle_batch(self, events: Sequence[EventT[bytes]]) -> None: ...
 
 
-async def handle_each(stream: Handler, events: AsyncIterable[EventT[bytes]]) -> None:
-    """The agent: every record to the stream; one that fails is logged (ids only) and the next
-    one goes on, so one bad record never stops the agent."""
+# Records taken with the one Faust yields, at most (those already waiting in the agent's
+# channel): the stream applies them as one batch, its table writes sent together.
+BATCH = 200
+
+
+async def handle_each(stream: Handler, records: Any, batch: int = BATCH) -> None:
+    """The agent: each record Faust's stream yields, with the records already waiting behind it
+    (up to `batch` in all), to the stream as one batch; the stream logs a record that fails
+    (ids only) and goes on. A batch that fails as a whole (its writes could not be handed to
+    the producer) is logged by its first record's ids, and the next one goes on, as Faust's
+    own table writes do on a failed send. The records taken beside Faust's are acknowledged
+    after the batch, as Faust acknowledges its own (`faust_fixes.stream_batches`)."""
+    events = records.events() if hasattr(records, "events") else records
     async for event in events:
+        taken = take_waiting(records, batch - 1) if hasattr(records, "channel") else []
         try:
-            await stream.handle(event)
+            await stream.handle_batch((event, *(t.event for t in taken)))
         except Exception:
             log.exception(
-                "record failed",
+                "batch failed",
                 extra={
                     "topic": event.message.topic,
                     "partition": event.message.partition,
                     "offset": event.message.offset,
+                    "records": 1 + len(taken),
                 },
             )
+        for each in taken:
+            done(records, each)
 
 
 def assemble(
@@ -84,7 +99,7 @@ def assemble(
     ticks_topic = topology.ticks.get_topic_name()
 
     async def sla(records: StreamT[bytes]) -> None:
-        await handle_each(stream, records.events())
+        await handle_each(stream, records)
 
     app.agent(topology.source, name="sla")(sla)
 

@@ -414,7 +414,7 @@ async def test_the_stream_records_the_timeline_replay_gives() -> None:
     await sla._tick(0, tick(sla, OPENED + timedelta(seconds=11)))
     await sla._apply(parse_event(responded), Origin("in", 0, 1), responded, 0)
     as_of = OPENED + timedelta(seconds=12)
-    state, text = sla.states.load_value(engine.Domain.TICKET, "TL", None)
+    state, text = sla.states.load_value(engine.Domain.TICKET, "TL", None, 0)
     entries, dropped = timelines.entries(text)
     live = timeline("TL", entries, dropped, state, POLICY, as_of)
 

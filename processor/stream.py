@@ -114,14 +114,20 @@ class SlaStream:
         records are acknowledged after it, so every committed offset comes with its writes.
         """
         async with self.record_lock:
-            for event in events:
-                set_current_event(event)
-                try:
-                    await self._record(event)
-                except Exception:
-                    message = event.message
-                    log.exception("record failed", extra={"topic": message.topic,
-                        "partition": message.partition, "offset": message.offset})  # fmt: skip
+            try:
+                for event in events:
+                    set_current_event(event)
+                    try:
+                        await self._record(event)
+                    except Exception:
+                        message = event.message
+                        log.exception("record failed", extra={"topic": message.topic,
+                            "partition": message.partition, "offset": message.offset})  # fmt: skip
+            except BaseException:
+                # Cancelled (a stop): none of the batch is acknowledged, and its changelog
+                # records must not go out later, perhaps to partitions another worker owns.
+                self.writes.discard()
+                raise
             await self.writes.flush()
 
     async def _record(self, event: EventT[bytes]) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import logging.config
+import os
 import socket
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import faust
 from faust.types import TP, EventT, StreamT
@@ -49,21 +50,38 @@ class Handler(Protocol):
 BATCH = 200
 
 
-async def handle_each(stream: Handler, records: Any, batch: int = BATCH) -> None:
+def stop_at_once(code: int) -> NoReturn:
+    """End the process now, as a SIGKILL would: nothing more is acknowledged or committed."""
+    logging.shutdown()
+    os._exit(code)
+
+
+async def handle_each(
+    stream: Handler,
+    records: Any,
+    batch: int = BATCH,
+    stop: Callable[[int], NoReturn] = stop_at_once,
+) -> None:
     """The agent: each record Faust's stream yields, with the records already waiting behind it
     (up to `batch` in all), to the stream as one batch; the stream logs a record that fails
-    (ids only) and goes on. A batch that fails as a whole (its writes could not be handed to
-    the producer) is logged by its first record's ids, and the next one goes on, as Faust's
-    own table writes do on a failed send. The records taken beside Faust's are acknowledged
-    after the batch, as Faust acknowledges its own (`faust_fixes.stream_batches`)."""
+    (ids only) and goes on. The records taken beside Faust's are acknowledged after the
+    batch, as Faust acknowledges its own (`faust_fixes.stream_batches`).
+
+    A batch that fails as a whole could not hand its table writes to the producer: its
+    states are in the local store and not in the changelogs. Acknowledging it would let a
+    commit pass records whose state is lost, so the worker stops at once (exit code 1, a
+    CRITICAL line with the first record's ids): nothing of the batch is committed, and a
+    restart reads it again on the state the changelogs hold, as after a SIGKILL.
+    """
     events = records.events() if hasattr(records, "events") else records
     async for event in events:
         taken = take_waiting(records, batch - 1) if hasattr(records, "channel") else []
         try:
             await stream.handle_batch((event, *(t.event for t in taken)))
         except Exception:
-            log.exception(
-                "batch failed",
+            log.critical(
+                "batch's table writes not sent: stopping",
+                exc_info=True,
                 extra={
                     "topic": event.message.topic,
                     "partition": event.message.partition,
@@ -71,6 +89,7 @@ async def handle_each(stream: Handler, records: Any, batch: int = BATCH) -> None
                     "records": 1 + len(taken),
                 },
             )
+            stop(1)
         for each in taken:
             done(records, each)
 

@@ -16,11 +16,14 @@ different) is written through its own `__setitem__` and `pop`, Faust's path.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from processor.faust_fixes.internals import LocalStore, kafka_producer, local_store
 from processor.topology import Table
+
+log = logging.getLogger(__name__)
 
 # (changelog topic, key) -> (partition, value or None for a tombstone), in order of writing.
 Staged = dict[tuple[str, bytes], tuple[int, bytes | None]]
@@ -69,6 +72,10 @@ class Writes:
         staged.pop(slot, None)  # a key written again goes last, with its latest value
         staged[slot] = (partition, value)
 
+    def discard(self) -> None:
+        """Forget the staged changelog records (the batch was abandoned)."""
+        self.staged = {}
+
     async def flush(self) -> int:
         """Send the staged changelog records, as record batches per changelog partition; the
         number of records sent."""
@@ -115,7 +122,14 @@ class Writes:
         def persisted(done: asyncio.Future[Any]) -> None:
             # A batch that failed leaves the store's offset where it was, as Faust's callback
             # does: a restart reads the changelog from there.
-            if done.cancelled() or done.exception() is not None or done.result() is None:
+            if done.cancelled():
+                return
+            if done.exception() is not None:
+                log.warning("changelog batch not delivered", extra={"topic": topic,
+                    "partition": partition, "records": count,
+                    "error": type(done.exception()).__name__})  # fmt: skip
+                return
+            if done.result() is None:
                 return
             store.persisted(topic, partition, done.result().offset + count - 1, in_transaction)
 

@@ -122,8 +122,8 @@ async def test_rocksdb_learns_the_last_offset_of_each_acknowledged_batch(
     assert store.persisted_offset(TP(changelog, 2)) == 42
 
 
-async def test_a_failed_batch_leaves_the_stored_offset_where_it_was(
-    tmp_path: Path, producer: _Producer
+async def test_a_failed_batch_leaves_the_stored_offset_where_it_was_and_is_logged(
+    tmp_path: Path, producer: _Producer, caplog: pytest.LogCaptureFixture
 ) -> None:
     built = _wired(tmp_path, "rocksdb://")
     w = Writes(built.app, lambda partition: None, in_transaction=False)
@@ -131,6 +131,8 @@ async def test_a_failed_batch_leaves_the_stored_offset_where_it_was(
     await w.flush()
     producer.acks[0].set_exception(RuntimeError("broker gone"))
     await asyncio.sleep(0)
+    [warned] = [r for r in caplog.records if r.getMessage() == "changelog batch not delivered"]
+    assert (vars(warned)["partition"], vars(warned)["records"]) == (0, 1)
     changelog = built.tickets.changelog_topic.get_topic_name()
     assert built.tickets.data.persisted_offset(TP(changelog, 0)) is None  # type: ignore[attr-defined]
 
@@ -171,3 +173,12 @@ def test_a_plain_mapping_is_no_store_and_is_written_through_its_own_methods() ->
     assert w.staged == {}
     w.put(table, 0, b"K", None)
     assert table == {}
+
+
+async def test_an_abandoned_batch_sends_nothing(tmp_path: Path, producer: _Producer) -> None:
+    built = _wired(tmp_path, "memory://")
+    w = Writes(built.app, lambda partition: None, in_transaction=False)
+    w.put(built.tickets, 0, b"K", b"v")
+    w.discard()
+    assert await w.flush() == 0
+    assert producer.sent == []

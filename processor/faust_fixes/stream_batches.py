@@ -20,16 +20,18 @@ class Taken:
 def take_waiting(stream: Any, limit: int) -> list[Taken]:
     """Up to `limit` events already waiting in the agent's channel, taken as Faust takes each.
 
-    Faust's stream iteration (`Stream._py_aiter`, faust-streaming 0.15) yields one record per
-    turn of the event loop (an `asyncio.sleep(0)` before each, then the async generator's own
-    round trip), and the agent's work is then per record too. Here the records that are already
-    in the channel's queue when the agent has one in hand are taken with it, without a turn of
-    the loop each, so that the stream applies them as one batch. Each is taken exactly as the
-    iteration takes it: a record of an earlier generation, or read while flow is stopped (a
-    rebalance), is acknowledged unprocessed, as Faust does (`uncommitted_seek` covers what that
-    skips); any other is tracked as unacknowledged and reported to the sensors. The caller
-    acknowledges each with `done` once its effects are written; until then its offset (and any
-    after it in its partition) is not committed.
+    Faust's stream iteration (the compiled `StreamIterator` of faust-streaming 0.15, and its
+    pure-Python twin `Stream._py_aiter`) yields one record per turn of the event loop (an
+    `asyncio.sleep(0)` before each, then the async generator's own round trip), and the
+    agent's work is then per record too. Here the records that are already in the channel's
+    queue when the agent has one in hand are taken with it, without a turn of the loop each,
+    so that the stream applies them as one batch. Each is taken as the compiled iterator (the
+    one Faust uses when it is built, as here) takes it: a record of an earlier generation, or
+    read while flow is stopped (a rebalance), is dropped, neither tracked nor acknowledged (the
+    seek that follows reads it again; the pure-Python twin would acknowledge it, which could
+    let a commit pass it); any other is tracked as unacknowledged and reported to the
+    sensors. The caller acknowledges each with `done` once its effects are written; until
+    then its offset (and any after it in its partition) is not committed.
 
     Taking stops at a queued error (Faust raises it at its next iteration), at anything that
     is not an event, and at `limit`. A channel without a queue yields nothing.
@@ -49,8 +51,7 @@ def take_waiting(stream: Any, limit: int) -> list[Taken]:
         message = event.message
         tp, offset = message.tp, message.offset
         if not active() or message.generation_id != app.consumer_generation_id:
-            done(stream, Taken(event, None))  # skipped, and acknowledged, as by Faust
-            continue
+            continue  # skipped, neither tracked nor acknowledged, as by Faust's iterator
         if message.topic in acking and not message.tracked:
             message.tracked = True
             consumer.unacked.add(message)

@@ -5,6 +5,7 @@ the module copies it, so that a release that changes it is looked at again."""
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import faust.streams
 
@@ -34,3 +35,16 @@ def test_faust_still_takes_a_record_with_the_steps_the_module_copies() -> None:
         "on_message_out(tp, offset, message)",
     ):
         assert step in source, step
+
+
+def test_faust_iterates_with_its_compiled_iterator_which_drops_skipped_records() -> None:
+    """The installed Faust is built with its compiled iterator, the one the module follows: a
+    record of an earlier generation or read with flow stopped is returned as skipped before it
+    is tracked, and only an event is acknowledged after the agent's turn."""
+    assert faust.streams._CStreamIterator is not None
+    pyx = (Path(faust.streams.__file__).parent / "_cython" / "streams.pyx").read_text()
+    skip = pyx.index("return None, self._skipped_value, stream_state")
+    assert pyx.index("message.generation_id != self.app.consumer_generation_id") < skip
+    assert skip < pyx.index("self.add_unacked(message)")
+    assert "if do_ack and event is not None:" in pyx
+    assert "await sleep(0)" in pyx

@@ -329,7 +329,11 @@ def test_a_lagging_worker_emits_nothing_that_arrived_before_it_fired(
     base = datetime.now(UTC)
     # Enough that a worker reading by batches (decision 46) is still behind when the resolves
     # come (20,000 were read and committed before the first response was sent).
-    filler = [(f"FILL-{i}", opened(f"FILL-{i}", base, "low")) for i in range(40_000)]
+    # The first hundred are urgent: their breaches fall due while the worker still reads the
+    # rest, so ticks are decided, held and released while it lags (by batches, the LAG events
+    # alone may all be applied before any tick of theirs is decided).
+    filler = [(f"FILL-{i}", opened(f"FILL-{i}", base, "urgent" if i < 100 else "low"))
+              for i in range(40_000)]  # fmt: skip
     subjects = [f"LAG-{i}" for i in range(8)]
     first = [opened(s, base, "urgent") for s in subjects]
     # The urgent breach is due at 1.25 s, step 2 at 10 s: the response comes at 1.0 s, the

@@ -61,12 +61,11 @@ class Indexed:
 class States:
     """The tickets and maintenances tables, seen as states (the codec's business stays here)."""
 
-    def __init__(self, topology: Wiring, policies: PolicySet, writes: Writes | None = None) -> None:
+    def __init__(self, topology: Wiring, policies: PolicySet, writes: Writes) -> None:
         self.topology = topology
         self.policies = policies
         self.open_tickets: dict[int, Counter[OpenLabel]] = {}
-        # Reads and writes by partition, the changelog records sent by batch (processor.writes);
-        # without one, through the tables' own mapping methods.
+        # Reads and writes by partition, the changelog records sent by batch (processor.writes).
         self.writes = writes
 
     def table(self, domain: Domain) -> Table:
@@ -86,8 +85,7 @@ class States:
         self, domain: Domain, subject: str, legacy_mark: datetime | None, partition: int
     ) -> tuple[Any, str]:
         """`load`'s state, and the timeline text stored with it ("" when none)."""
-        table, key = self.table(domain), subject.encode()
-        raw = table.get(key) if self.writes is None else self.writes.get(table, partition, key)
+        raw = self.writes.get(self.table(domain), partition, subject.encode())
         if raw is None:
             return None, ""
         try:
@@ -122,13 +120,7 @@ class States:
         self._put(domain, subject, partition, None)
 
     def _put(self, domain: Domain, subject: str, partition: int, value: bytes | None) -> None:
-        table, key = self.table(domain), subject.encode()
-        if self.writes is not None:
-            self.writes.put(table, partition, key, value)
-        elif value is None:
-            table.pop(key, None)
-        else:
-            table[key] = value
+        self.writes.put(self.table(domain), partition, subject.encode(), value)
 
     def legacy_mark(self, partition: int) -> datetime | None:
         """The fired watermark an earlier release stored for `partition` (codec.LEGACY)."""

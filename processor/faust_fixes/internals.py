@@ -65,6 +65,7 @@ class LocalStore:
     def __init__(self, table: Any, store: Any) -> None:
         self.table = table
         self.store = store
+        self.changelog: str = table.changelog_topic.get_topic_name()
 
     def get(self, partition: int, key: bytes) -> bytes | None:
         raise NotImplementedError
@@ -75,11 +76,6 @@ class LocalStore:
 
     def persisted(self, topic: str, partition: int, offset: int, in_transaction: bool) -> None:
         """The changelog `offset` the store now holds (RocksDB reads it at start-up)."""
-
-    @property
-    def changelog(self) -> str:
-        name: str = self.table.changelog_topic.get_topic_name()
-        return name
 
 
 class _MemoryStore(LocalStore):

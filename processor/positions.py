@@ -76,7 +76,13 @@ class ReadPositions:
         if assignment is None:  # no subscription: nothing to trust
             return
         topics, fetched = self.topics, self.fetched
-        for tp in partitions:
+        # Every partition the fetch handed records of, whatever `partitions` holds now: it is
+        # Faust's own set of active partitions, which the main thread changes meanwhile (a
+        # partition whose buffer filled is taken out). A report skipped there left `handed`
+        # behind while the position moved on, and the next empty fetch paired the old `handed`
+        # with the new position: read up to it, the partition passed for read with records
+        # not yet applied.
+        for tp in {*records, *tuple(partitions)}:
             if tp.topic not in topics:
                 continue
             source = (tp.topic, tp.partition)

@@ -326,43 +326,51 @@ def test_a_lagging_worker_emits_nothing_that_arrived_before_it_fired(
         data = {"customer_id": "c", "support_tier": "premium", "severity": severity}
         return event(f"{subject}-1", "ticket.opened", at.isoformat(), subject, data)
 
-    base = datetime.now(UTC)
     # Enough that a worker reading by batches (decision 46) is still behind when the resolves
     # come (20,000 were read and committed before the first response was sent).
     # The first hundred are urgent: their breaches fall due while the worker still reads the
     # rest, so ticks are decided, held and released while it lags (by batches, the LAG events
     # alone may all be applied before any tick of theirs is decided).
-    filler = [(f"FILL-{i}", opened(f"FILL-{i}", base, "urgent" if i < 100 else "low"))
+    start = datetime.now(UTC)
+    filler = [(f"FILL-{i}", opened(f"FILL-{i}", start, "urgent" if i < 100 else "low"))
               for i in range(40_000)]  # fmt: skip
     subjects = [f"LAG-{i}" for i in range(8)]
-    first = [opened(s, base, "urgent") for s in subjects]
-    # The urgent breach is due at 1.25 s, step 2 at 10 s: the response comes at 1.0 s, the
-    # resolve at 9.0 s, while the worker is still reading the filler.
-    later = [
-        (1.0, [event(f"{s}-2", "ticket.responded", (base + timedelta(seconds=1)).isoformat(), s)
-               for s in subjects]),
-        (9.0, [event(f"{s}-3", "ticket.resolved", (base + timedelta(seconds=9)).isoformat(), s)
-               for s in subjects]),
-    ]  # fmt: skip
+    # The urgent breach is due at 1.25 s, step 2 at 10 s: the response comes at 0.5 s, the
+    # resolve at 8.0 s, while the worker is still reading the filler. The LAG tickets' clock
+    # starts once the filler is in Kafka (producing it took more than a second on a loaded
+    # machine: the responses then came after the breach, rightly fired as due before them).
+    schedule = [(0.5, 1.25, "ticket.responded"), (8.0, 10.0, "ticket.resolved")]
+    landed: list[tuple[float, float]] = []  # (before, landed) in seconds after base
     try:
         asyncio.run(produce(kafka_bootstrap, [(tickets, s.encode(), v) for s, v in filler]))
+        base = datetime.now(UTC)
+        first = [opened(s, base, "urgent") for s in subjects]
         keyed = zip(subjects, first, strict=True)
         asyncio.run(produce(kafka_bootstrap, [(tickets, s.encode(), v) for s, v in keyed]))
+        later = [
+            (offset, due, [event(f"{s}-{n}", kind, (base + timedelta(seconds=offset)).isoformat(), s)
+                           for s in subjects])
+            for n, (offset, due, kind) in enumerate(schedule, start=2)
+        ]  # fmt: skip
         lags = [worker.metrics()]
-        for offset, values in later:
+        for offset, due, values in later:
             time.sleep(
                 max((base + timedelta(seconds=offset) - datetime.now(UTC)).total_seconds(), 0)
             )
             records = [(tickets, orjson.loads(v)["subject"].encode(), v) for v in values]
             asyncio.run(produce(kafka_bootstrap, records))
+            landed.append((due, (datetime.now(UTC) - base).total_seconds()))
             lags.append(worker.metrics())
         time.sleep(max((base + timedelta(seconds=14) - datetime.now(UTC)).total_seconds(), 0))
         got = asyncio.run(consume(kafka_bootstrap, worker.outputs, seconds=10))
         held = worker.metrics()
     finally:
         worker.stop()
+    # The premise: each batch was in Kafka before the deadline it cancels (else the deadline
+    # rightly fires, decision 25, and replay of event times cannot tell).
+    assert all(at < due for due, at in landed), f"sent too late for the test: {landed}"
     ours = [comparable(r.value) for r in got if orjson.loads(r.value)["subject"].startswith("LAG-")]
-    replay_rows = first + [v for _, values in later for v in values]
+    replay_rows = first + [v for _, _, values in later for v in values]
     expected = replayed_in_seconds(replay_rows, base + timedelta(seconds=14))
     assert sorted(e["id"] for e in ours) == sorted(e["id"] for e in expected)
     assert {e["type"] for e in ours} == {"sla.escalation"}  # step 1 only: no breach, no step 2

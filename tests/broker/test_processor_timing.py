@@ -347,7 +347,7 @@ def test_a_lagging_worker_emits_nothing_that_arrived_before_it_fired(
     # starts once the filler is in Kafka (counted from before it, a response could land after
     # the breach it should cancel, which then rightly fires).
     schedule = [(0.5, 1.25, "ticket.responded"), (8.0, 10.0, "ticket.resolved")]
-    landed: list[tuple[float, float]] = []  # (before, landed) in seconds after base
+    landed: list[tuple[float, float]] = []  # (due, landed), seconds after base
     try:
         asyncio.run(produce(kafka_bootstrap, [(tickets, s.encode(), v) for s, v in filler]))
         base = datetime.now(UTC)

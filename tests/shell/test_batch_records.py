@@ -2,13 +2,12 @@
 
 A batch is up to 200 records applied in turn. A malformed record goes to the dead-letter topic;
 a record whose handling raises is logged by its ids. Either way the records around it are
-applied, their states reach the table's store and, at the batch's end, its changelog, and every
-record of the batch counts as done (its offset) so held ticks are not stalled behind it.
+applied, their states reach the table's store and, at the batch's end, its changelog, and the
+batch counts as done up to its last record, so held ticks are not stalled behind it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,22 +25,10 @@ from processor.sla import engine
 from processor.sla.ticket import Ticket
 from processor.stream import SlaStream
 from tests.shell.test_stream_ticks import POLICY, _Event, _Message
+from tests.shell.test_stream_ticks import _Producer as _Outputs
 from tests.shell.test_writes import _Producer as _BatchProducer
 
 OPENED = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
-
-
-class _Outputs:
-    """Faust's producer as the sender uses it: each record sent, acknowledged at once."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes | None]] = []
-
-    async def send(self, topic: str, key: Any, value: bytes | None, *args: Any, **kw: Any) -> Any:
-        self.sent.append((topic, value))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
 
 
 def opened(subject: str) -> bytes:

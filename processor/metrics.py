@@ -182,6 +182,12 @@ class Metrics:
             "Tick records ignored: decided by an earlier owner of the partition (or malformed).",
             registry=r,
         )
+        self.recovery_stalls = Counter(
+            "sla_recovery_stalls",
+            "Changelog recoveries that made no progress for 5 s with records left, and were "
+            "sought again (the log's `recovery stalled` lines).",
+            registry=r,
+        )
         self.rebuilds = Histogram(
             "sla_deadline_index_rebuild_seconds",
             "Time to rebuild a partition's deadline index from its tables.",

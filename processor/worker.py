@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from processor import faust_fixes, web
 from processor.faust_fixes.internals import committed_offset
+from processor.faust_fixes.recovery_stall import watch_recovery
 from processor.faust_fixes.stream_batches import done, take_waiting
 from processor.health import Facts
 from processor.local_state import discard_unsafe_local_state, mark_clean_stop
@@ -161,6 +162,11 @@ def assemble(
         )
 
     app.task(deadlines)
+
+    async def recovery_stalls() -> None:
+        await watch_recovery(app, on_stall=metrics.recovery_stalls.inc)
+
+    app.task(recovery_stalls)
 
     async def close_end_offsets(sender: Any, **kwargs: Any) -> None:
         await stream.end_offsets.close()

@@ -163,12 +163,21 @@ def assemble(
 
     app.task(deadlines)
 
-    async def recovery_stalls() -> None:
-        await watch_recovery(app, on_stall=metrics.recovery_stalls.inc)
+    # Started with the first assignment: Faust starts the app's own tasks only once the first
+    # recovery is done, and that recovery is one the watch must see.
+    watching: list[asyncio.Task[None]] = []
 
-    app.task(recovery_stalls)
+    async def watch_recoveries(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+        if not watching:
+            watching.append(
+                asyncio.ensure_future(watch_recovery(app, on_stall=metrics.recovery_stalls.inc))
+            )
+
+    app.on_partitions_assigned.connect(watch_recoveries)  # type: ignore[arg-type]  # as on_revoked
 
     async def close_end_offsets(sender: Any, **kwargs: Any) -> None:
+        for task in watching:
+            task.cancel()
         await stream.end_offsets.close()
 
     app.on_before_shutdown.connect(close_end_offsets)  # type: ignore[arg-type]  # as on_revoked

@@ -223,14 +223,20 @@ class Holds:
             self._kick = True
 
     async def _kick_if_stalled(self) -> None:
-        """Resume the consumer's partitions, flow and fetcher when a held tick found nothing read."""
+        """Resume the consumer's stream partitions, flow and fetcher when a held tick found
+        nothing read. Never a changelog partition: outside recovery, its records (the worker's
+        own writes, from wherever the client's position stood) would be applied to the table
+        again, older values over newer ones; recovery resumes those itself."""
         if not self._kick:
             return
         self._kick = False
         app: Any = self.topology.app
         consumer = app.consumer
         log.error("fetching looks stalled: resuming the consumer")
-        consumer.resume_partitions(set(consumer.assignment()))
+        changelogs = app.tables.changelog_topics
+        consumer.resume_partitions(
+            {tp for tp in consumer.assignment() if tp.topic not in changelogs}
+        )
         app.flow_control.resume()
         consumer.resume_flow()
         await restart_fetcher(app)

@@ -130,7 +130,11 @@ class DevTools:
 async def chromium(width: int = 1400, height: int = 3000) -> AsyncIterator[DevTools]:
     """A headless Chromium of its own (own profile, own port), stopped on leaving."""
     assert CHROMIUM is not None, "chromium is not installed"
-    with tempfile.TemporaryDirectory(prefix="report-chromium-") as profile:
+    # Chromium's helper processes can still be writing its cache when the browser has exited:
+    # a profile left behind in /tmp must not fail the test that used it.
+    with tempfile.TemporaryDirectory(
+        prefix="report-chromium-", ignore_cleanup_errors=True
+    ) as profile:
         log = Path(profile) / "stderr.log"
         with log.open("w") as stderr:
             process = subprocess.Popen(

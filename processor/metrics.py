@@ -184,6 +184,8 @@ class Metrics:
         )
         self.recovery_stalls = Counter(
             "sla_recovery_stalls",
+            # 5 s: processor.faust_fixes.recovery_stall.STALL_SECONDS (not imported: Faust's
+            # import is not for the ingest process; a test keeps the two the same)
             "Changelog recoveries that made no progress for 5 s with records left, and were "
             "sought again (the log's `recovery stalled` lines).",
             registry=r,

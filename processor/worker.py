@@ -175,12 +175,12 @@ def assemble(
 
     app.on_partitions_assigned.connect(watch_recoveries)  # type: ignore[arg-type]  # as on_revoked
 
-    async def close_end_offsets(sender: Any, **kwargs: Any) -> None:
+    async def stop_watch_and_end_offsets(sender: Any, **kwargs: Any) -> None:
         for task in watching:
             task.cancel()
         await stream.end_offsets.close()
 
-    app.on_before_shutdown.connect(close_end_offsets)  # type: ignore[arg-type]  # as on_revoked
+    app.on_before_shutdown.connect(stop_watch_and_end_offsets)  # type: ignore[arg-type]  # as on_revoked
 
     metrics.watch(
         Gauges(

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from processor.faust_fixes.replay_costs import left
+
 log = logging.getLogger(__name__)
 
 # A recovery whose offsets have not moved for this long, with records left to read, is sought
@@ -22,12 +24,11 @@ def lagging(
     """The changelog partitions with records left to read, each with the offset to read them
     again from: the last one applied (Faust's own seek, which recovery skips as already seen),
     or the beginning when none was."""
-    found = {}
+    found: dict[Any, int] = {}
     for tp, highwater in highwaters.items():
         offset = offsets.get(tp)
-        if highwater is None or offset is None or highwater - offset <= 0:
-            continue
-        found[tp] = max(offset, 0)
+        if offset is not None and left(highwater, offset):
+            found[tp] = max(offset, 0)
     return found
 
 
@@ -46,7 +47,7 @@ async def watch_recovery(
     re-read their changelogs from the beginning (8 records) and never finished: Faust's
     `Recovery._slurp_changelogs` ends only when records up to each high watermark have come
     through its queue, and no more came, so the worker's streams stayed paused until the next
-    rebalance (1 run in 16; not seen in 30 runs since). Here, when a recovery has records left
+    rebalance (1 run in 16; not seen in 40 runs since). Here, when a recovery has records left
     and its offsets have not moved for `after` seconds, the partitions left are sought again
     from their last applied offset (records seen are skipped by recovery), resumed with the
     flow and the fetcher as recovery resumes them, and a warning logs the consumer's state

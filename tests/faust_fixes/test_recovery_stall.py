@@ -152,3 +152,13 @@ def test_faust_still_reads_what_the_watch_looks_at() -> None:
     for name in ("_active_partitions", "_paused_partitions", "_read_offset", "def resume_flow"):
         assert name in consumer
     assert hasattr(faust.transport.drivers.aiokafka.Consumer, "seek_wait")
+
+
+def test_the_stall_metric_names_the_watch_threshold() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from processor.faust_fixes.recovery_stall import STALL_SECONDS
+    from processor.metrics import Metrics
+
+    help_text = Metrics(CollectorRegistry()).recovery_stalls._documentation
+    assert f"for {STALL_SECONDS:g} s with records left" in help_text

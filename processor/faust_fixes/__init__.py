@@ -21,6 +21,7 @@ from processor.faust_fixes.flow_control import keep_queues_on_redundant_resume
 from processor.faust_fixes.offset_gaps import log_offset_gaps
 from processor.faust_fixes.producer_flush import flush_producer_buffer_fully
 from processor.faust_fixes.record_commits import commit_between_records
+from processor.faust_fixes.recovery_highwaters import ask_the_broker_for_highwaters
 from processor.faust_fixes.recovery_idle import shorten_recovery_idle_wait
 from processor.faust_fixes.replay_costs import cheapen_changelog_replay
 from processor.faust_fixes.seek_flow import seek_with_flow_stopped
@@ -64,6 +65,7 @@ def apply(
     check_version(faust.__version__)
     keep_queues_on_redundant_resume(app.flow_control)
     shorten_recovery_idle_wait()
+    ask_the_broker_for_highwaters()
     cheapen_changelog_replay()
     deliver_without_tasks()
     seek_with_flow_stopped()

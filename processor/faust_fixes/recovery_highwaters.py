@@ -29,6 +29,9 @@ def ask_the_broker_for_highwaters(
     Here `highwaters` always asks the broker (`end_offsets`). The client's isolation level
     goes with the request: under exactly-once (read_committed) the broker answers with the
     last stable offset, the end of what recovery can read, as the cache would when filled.
+    A request that fails (no answer within the broker request timeout) now stops the
+    recovery, and with it the worker, as it always did under at-least-once: a worker that
+    cannot learn how far its changelogs go does not start on states it cannot vouch for.
     """
     if getattr(thread_class._highwaters, "_asked", False):
         return

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from processor.faust_fixes.replay_costs import left
+from processor.faust_fixes.replay_costs import has_records_left
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def lagging(
     found: dict[Any, int] = {}
     for tp, highwater in highwaters.items():
         offset = offsets.get(tp)
-        if offset is not None and left(highwater, offset):
+        if offset is not None and has_records_left(highwater, offset):
             found[tp] = max(offset, 0)
     return found
 

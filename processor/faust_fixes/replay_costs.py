@@ -34,10 +34,12 @@ def cheapen_changelog_replay(recovery_module: Any = faust_recovery) -> None:
 def _need_recovery(self: Any) -> bool:
     """`Recovery.need_recovery`: does an active partition have changes left to replay?"""
     offsets = self.active_offsets
-    return any(left(highwater, offsets[tp]) for tp, highwater in self.active_highwaters.items())
+    return any(
+        has_records_left(highwater, offsets[tp]) for tp, highwater in self.active_highwaters.items()
+    )
 
 
-def left(highwater: int | None, offset: int | None) -> bool:
+def has_records_left(highwater: int | None, offset: int | None) -> bool:
     """Has a changelog partition records left to replay past `offset` (the last applied)?"""
     return highwater is not None and offset is not None and highwater - offset > 0
 

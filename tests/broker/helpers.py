@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
 KAFKA_READY_PY = REPO_ROOT / "deploy" / "kafka" / "kafka_ready.py"
@@ -86,3 +88,13 @@ def broker_pids(server_properties: Path | None = None) -> list[int]:
         if needle in cmdline and "\nState:\tZ" not in status:
             pids.append(int(proc.name))
     return pids
+
+
+async def create_topics(bootstrap: str, topics: dict[str, int]) -> None:
+    """Create each topic with its number of partitions (replication 1)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, n, 1) for name, n in topics.items()])
+    finally:
+        await admin.close()

@@ -8,19 +8,15 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from processor.end_offsets import EndOffsets
+
+from .helpers import create_topics
 
 
 async def test_end_offsets_as_each_isolation_level_reads_them(kafka_bootstrap: str) -> None:
     topic = f"end-offsets-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 2, 1)])
-    finally:
-        await admin.close()
+    await create_topics(kafka_bootstrap, {topic: 2})
     plain = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     transactional = AIOKafkaProducer(
         bootstrap_servers=kafka_bootstrap, transactional_id=f"{topic}-tx"

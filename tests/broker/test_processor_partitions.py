@@ -10,23 +10,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 
 from processor.partitioning import partition_of
 from processor.topics import PartitionMismatch
 
+from .helpers import create_topics
 from .worker_harness import Worker, at, consume, event, produce_to
 
 EXIT = PartitionMismatch.EXIT_CODE
-
-
-async def _create(bootstrap: str, topics: dict[str, int]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, n, 1) for name, n in topics.items()])
-    finally:
-        await admin.close()
 
 
 async def _expand(bootstrap: str, topic: str, total: int) -> None:
@@ -85,7 +77,7 @@ def test_worker_refuses_to_start_on_a_topic_with_another_partition_count(
     worker = Worker(kafka_bootstrap, tmp_path / "worker", overrides={"SLA_TOPIC_PARTITIONS": "4"})
     settings = worker.settings
     odd = settings.topic_tickets if which == "input" else f"{settings.app_id}-ticks"
-    asyncio.run(_create(kafka_bootstrap, {odd: 3}))
+    asyncio.run(create_topics(kafka_bootstrap, {odd: 3}))
     worker.child.start()
     code = _wait_exit(worker, 60)
     if code is None:

@@ -23,8 +23,9 @@ def ask_the_broker_for_highwaters(
     Recovery then ends without the partition's records: a restarted worker starts from empty
     or old states while its consumer offsets say those events are done (seen: an exactly-once
     worker restarted after a SIGKILL had highwater -1 for a changelog partition ending at
-    offset 10, and in another run dead-lettered 25 later events as `unknown_ticket`). The same
-    defect is reported against Faust (robinhood/faust#658, an exactly-once rebalance).
+    offset 10; likely, not shown, the cause of a restart that dead-lettered the later events
+    of three partitions' tickets as `unknown_ticket`). The same cached value is reported
+    against Faust (robinhood/faust#658), where it crashed an exactly-once rebalance.
 
     Here `highwaters` always asks the broker (`end_offsets`). The client's isolation level
     goes with the request: under exactly-once (read_committed) the broker answers with the

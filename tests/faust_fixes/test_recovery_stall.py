@@ -15,8 +15,10 @@ import faust.transport.consumer
 import faust.transport.drivers.aiokafka
 import pytest
 from faust.types import TP
+from prometheus_client import CollectorRegistry
 
-from processor.faust_fixes.recovery_stall import lagging, watch_recovery
+from processor.faust_fixes.recovery_stall import STALL_SECONDS, lagging, watch_recovery
+from processor.metrics import Metrics
 
 A, B, C = TP("t-changelog", 0), TP("t-changelog", 1), TP("t-changelog", 2)
 
@@ -155,10 +157,5 @@ def test_faust_still_reads_what_the_watch_looks_at() -> None:
 
 
 def test_the_stall_metric_names_the_watch_threshold() -> None:
-    from prometheus_client import CollectorRegistry
-
-    from processor.faust_fixes.recovery_stall import STALL_SECONDS
-    from processor.metrics import Metrics
-
     help_text = Metrics(CollectorRegistry()).recovery_stalls._documentation
     assert f"for {STALL_SECONDS:g} s with records left" in help_text
